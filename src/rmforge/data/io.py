@@ -1,0 +1,113 @@
+"""Reading and writing canonical samples (jsonl or parquet, chosen by the file extension).
+
+Writers stream (constant memory for any number of samples) and are atomic: the output
+appears only when every sample was written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Iterable, Iterator
+
+from pydantic import ValidationError
+
+from rmforge.data.records import iter_file
+from rmforge.data.schema import ARROW_SCHEMA, Sample, first_error, row_to_record, samples_to_table
+from rmforge.errors import DataError
+from rmforge.fileio import atomic_path, atomic_text, file_format
+
+SAMPLE_FORMATS = ("jsonl", "parquet")
+
+
+def output_format(path: str | os.PathLike) -> str:
+    fmt = file_format(path)
+    if fmt not in SAMPLE_FORMATS:
+        raise DataError(f"output must end in .jsonl, .jsonl.gz or .parquet (got '{path}')")
+    return fmt
+
+
+def read_samples(path: str | os.PathLike, batch_size: int = 4096) -> Iterator[Sample]:
+    """Stream canonical samples from a jsonl/json/parquet file written by rmforge."""
+    path = str(path)
+    fmt = file_format(path)
+    row_kind = "row" if fmt == "parquet" else "line"
+    for rec, row in iter_file(path, fmt, batch_size):
+        if fmt == "parquet":
+            rec = row_to_record(rec)
+        try:
+            yield Sample.model_validate(rec)
+        except ValidationError as exc:
+            field, msg = first_error(exc)
+            raise DataError(f"not a canonical rmforge sample: {msg}", file=path, line=row, field=field,
+                            row_kind=row_kind) from None
+
+
+def load_samples(path: str | os.PathLike) -> list[Sample]:
+    return list(read_samples(path))
+
+
+def write_samples(path: str | os.PathLike, samples: Iterable[Sample], overwrite: bool = False,
+                  batch_size: int = 4096) -> int:
+    """Write samples atomically; returns the number written."""
+    fmt = output_format(path)
+    n = 0
+    if fmt == "jsonl":
+        with atomic_text(path, overwrite) as fh:
+            for s in samples:
+                fh.write(json.dumps(s.to_record(), ensure_ascii=False))
+                fh.write("\n")
+                n += 1
+        return n
+    import pyarrow.parquet as pq
+
+    with atomic_path(path, overwrite) as tmp:
+        with pq.ParquetWriter(tmp, ARROW_SCHEMA) as writer:
+            for batch in _batched(samples, batch_size):
+                writer.write_table(samples_to_table(batch))
+                n += len(batch)
+    return n
+
+
+def write_records(path: str | os.PathLike, records: Iterable[dict], overwrite: bool = False, schema=None,
+                  batch_size: int = 4096) -> int:
+    """Write plain dict records (exports) atomically as jsonl or parquet."""
+    fmt = output_format(path)
+    n = 0
+    if fmt == "jsonl":
+        with atomic_text(path, overwrite) as fh:
+            for rec in records:
+                fh.write(json.dumps(rec, ensure_ascii=False))
+                fh.write("\n")
+                n += 1
+        return n
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with atomic_path(path, overwrite) as tmp:
+        writer = None
+        try:
+            for batch in _batched(records, batch_size):
+                table = pa.Table.from_pylist(batch, schema=schema)
+                if writer is None:
+                    schema = table.schema
+                    writer = pq.ParquetWriter(tmp, schema)
+                writer.write_table(table)
+                n += len(batch)
+            if writer is None:
+                pq.write_table(pa.table({}) if schema is None else schema.empty_table(), tmp)
+        finally:
+            if writer is not None:
+                writer.close()
+    return n
+
+
+def _batched(items: Iterable, size: int) -> Iterator[list]:
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,105 @@
+"""Raw record readers for local files: jsonl, json, parquet, csv (optionally gzip-compressed).
+
+Each reader yields ``(record, row_number)`` one at a time (parquet and csv in Arrow batches),
+so memory does not grow with the file. Errors name the file, line/row and what is wrong.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from typing import Any, Iterator
+
+from rmforge.errors import DataError
+from rmforge.fileio import file_format, open_binary, text_reader
+
+Record = dict[str, Any]
+FILE_FORMATS = ("jsonl", "json", "parquet", "csv")
+
+
+def iter_file(path: str | os.PathLike, fmt: str | None = None, batch_size: int = 4096) -> Iterator[tuple[Record, int]]:
+    """Yield ``(record, row_number)`` from a local file; row numbers are 1-based lines for jsonl/csv."""
+    path = str(path)
+    if not os.path.exists(path):
+        raise DataError("file not found", file=path)
+    fmt = fmt or file_format(path)
+    readers = {"jsonl": _iter_jsonl, "json": _iter_json, "parquet": _iter_parquet, "csv": _iter_csv}
+    if fmt not in readers:
+        raise DataError(f"unknown file format '{fmt}' (expected one of {', '.join(FILE_FORMATS)})", file=path)
+    n = 0
+    for item in readers[fmt](path, batch_size):
+        n += 1
+        yield item
+    if n == 0:
+        raise DataError("file is empty (no records)", file=path)
+
+
+def _iter_jsonl(path: str, batch_size: int) -> Iterator[tuple[Record, int]]:
+    with open_binary(path) as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"invalid UTF-8 at byte {exc.start} of the line", file=path, line=lineno) from None
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"malformed JSON: {exc.msg} (column {exc.colno})", file=path, line=lineno) from None
+            if not isinstance(obj, dict):
+                raise DataError(f"expected a JSON object, got {type(obj).__name__}", file=path, line=lineno)
+            yield obj, lineno
+
+
+def _iter_json(path: str, batch_size: int) -> Iterator[tuple[Record, int]]:
+    with open_binary(path) as fh:
+        try:
+            data = json.load(text_reader(fh))
+        except UnicodeDecodeError as exc:
+            raise DataError(f"invalid UTF-8 at byte {exc.start}", file=path) from None
+        except json.JSONDecodeError as exc:
+            if exc.msg == "Expecting value" and exc.pos == 0:
+                raise DataError("file is empty or not JSON", file=path, line=exc.lineno) from None
+            raise DataError(f"malformed JSON: {exc.msg} (column {exc.colno})", file=path, line=exc.lineno) from None
+    if isinstance(data, dict):  # {"data": [...]} / {"rows": [...]} wrappers, or a single record
+        lists = [v for v in data.values() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)]
+        data = lists[0] if len(lists) == 1 else [data]
+    if not isinstance(data, list):
+        raise DataError(f"expected a JSON array of objects, got {type(data).__name__}", file=path)
+    for i, obj in enumerate(data, start=1):
+        if not isinstance(obj, dict):
+            raise DataError(f"expected a JSON object, got {type(obj).__name__}", file=path, line=i, row_kind="item")
+        yield obj, i
+
+
+def _iter_parquet(path: str, batch_size: int) -> Iterator[tuple[Record, int]]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(open_binary(path) if path.endswith(".gz") else path)
+    except Exception as exc:  # pyarrow raises ArrowInvalid and friends
+        raise DataError(f"not a readable parquet file ({exc})", file=path) from None
+    row = 0
+    for batch in pf.iter_batches(batch_size=batch_size):
+        for rec in batch.to_pylist():
+            row += 1
+            yield rec, row
+
+
+def _iter_csv(path: str, batch_size: int) -> Iterator[tuple[Record, int]]:
+    delimiter = "\t" if file_format(path) == "csv" and path.rstrip(".gz").endswith(".tsv") else ","
+    with open_binary(path) as fh:
+        reader = csv.DictReader(text_reader(fh), delimiter=delimiter)
+        try:
+            for rec in reader:
+                if None in rec:
+                    raise DataError(f"row has {len(rec) - 1 + len(rec[None])} fields, header has {len(reader.fieldnames)}",
+                                    file=path, line=reader.line_num)
+                yield rec, reader.line_num
+        except UnicodeDecodeError as exc:
+            raise DataError(f"invalid UTF-8 at byte {exc.start} (near line {reader.line_num + 1})",
+                            file=path, line=reader.line_num + 1) from None
+        except csv.Error as exc:
+            raise DataError(f"malformed CSV: {exc}", file=path, line=reader.line_num) from None
