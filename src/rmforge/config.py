@@ -147,7 +147,7 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] | None = No
 
 def dump_config(cfg: BaseModel) -> str:
     """The resolved config as YAML (every option, defaults included)."""
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+    return yaml.safe_dump(cfg.model_dump(mode="json", by_alias=True), sort_keys=False, allow_unicode=True)
 
 
 def describe(cls: type[BaseModel], prefix: str = "") -> list[tuple[str, str, str]]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import csv
 import json
 import os
-from typing import Any, Iterator
+from typing import IO, Any, Iterator
 
 from rmforge.errors import DataError
-from rmforge.fileio import file_format, open_binary, text_reader
+from rmforge.fileio import file_format, open_binary, strip_compression, text_reader
 
 Record = dict[str, Any]
 FILE_FORMATS = ("jsonl", "json", "parquet", "csv")
@@ -89,17 +89,23 @@ def _iter_parquet(path: str, batch_size: int) -> Iterator[tuple[Record, int]]:
 
 
 def _iter_csv(path: str, batch_size: int) -> Iterator[tuple[Record, int]]:
-    delimiter = "\t" if file_format(path) == "csv" and path.rstrip(".gz").endswith(".tsv") else ","
+    delimiter = "\t" if strip_compression(path).endswith(".tsv") else ","
     with open_binary(path) as fh:
-        reader = csv.DictReader(text_reader(fh), delimiter=delimiter)
+        reader = csv.DictReader(_decoded_lines(fh, path), delimiter=delimiter)
         try:
             for rec in reader:
                 if None in rec:
                     raise DataError(f"row has {len(rec) - 1 + len(rec[None])} fields, header has {len(reader.fieldnames)}",
                                     file=path, line=reader.line_num)
                 yield rec, reader.line_num
-        except UnicodeDecodeError as exc:
-            raise DataError(f"invalid UTF-8 at byte {exc.start} (near line {reader.line_num + 1})",
-                            file=path, line=reader.line_num + 1) from None
         except csv.Error as exc:
             raise DataError(f"malformed CSV: {exc}", file=path, line=reader.line_num) from None
+
+
+def _decoded_lines(fh: IO[bytes], path: str) -> Iterator[str]:
+    """Strict UTF-8 decoding line by line, so an invalid byte is reported with its line."""
+    for lineno, raw in enumerate(fh, start=1):
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"invalid UTF-8 at byte {exc.start} of the line", file=path, line=lineno) from None
