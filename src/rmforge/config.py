@@ -19,6 +19,8 @@ from rmforge.errors import ConfigError
 
 T = TypeVar("T", bound=BaseModel)
 CONFIG_KINDS: dict[str, type["ConfigModel"]] = {}
+BUILTIN_CONFIG_MODULES = ("rmforge.data.recipe",)
+"""Modules whose import registers the built-in recipe kinds (imported lazily by load_config)."""
 
 
 class ConfigModel(BaseModel):
@@ -135,6 +137,10 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] | None = No
     data = read_yaml(path) if path is not None else {}
     data = apply_overrides(data, list(overrides or []))
     if cls is None:
+        import importlib
+
+        for module in BUILTIN_CONFIG_MODULES:
+            importlib.import_module(module)
         kind = data.get("kind")
         if kind not in CONFIG_KINDS:
             known = ", ".join(sorted(CONFIG_KINDS))

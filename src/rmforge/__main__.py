@@ -1,0 +1,5 @@
+"""``python -m rmforge`` == the ``rmforge`` command."""
+
+from rmforge.cli import main
+
+main()
