@@ -1,0 +1,1 @@
+"""Train stage: reward-model trainers."""
