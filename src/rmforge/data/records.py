@@ -78,7 +78,10 @@ def _iter_parquet(path: str, batch_size: int) -> Iterator[tuple[Record, int]]:
     import pyarrow.parquet as pq
 
     try:
-        pf = pq.ParquetFile(open_binary(path) if path.endswith(".gz") else path)
+        # pre_buffer (pyarrow's default) caches every row group read so far: memory would grow
+        # with the file; a bounded read buffer keeps it flat.
+        pf = pq.ParquetFile(open_binary(path) if path.endswith(".gz") else path, pre_buffer=False,
+                            buffer_size=1 << 20)
     except Exception as exc:  # pyarrow raises ArrowInvalid and friends
         raise DataError(f"not a readable parquet file ({exc})", file=path) from None
     row = 0
