@@ -9,10 +9,12 @@ import typer
 from rmforge import __version__
 from rmforge.cli.common import console, err_console, run_guarded
 from rmforge.cli.data import app as data_app
+from rmforge.cli.train import app as train_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="rmforge: reward-model data, annotation, training, evaluation and serving.")
 app.add_typer(data_app, name="data")
+app.add_typer(train_app, name="train")
 config_app = typer.Typer(no_args_is_help=True, help="Inspect configuration files.")
 app.add_typer(config_app, name="config")
 models_app = typer.Typer(no_args_is_help=True, help="Models available offline.")
@@ -67,7 +69,7 @@ def _not_yet(stage: str):
     return command
 
 
-for _stage in ("annotate", "train", "eval", "serve"):
+for _stage in ("annotate", "eval", "serve"):
     app.command(_stage, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(_not_yet(_stage))
 
 

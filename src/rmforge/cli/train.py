@@ -1,0 +1,38 @@
+"""``rmforge train``: reward-model trainers (thin: parse config -> build -> run -> save)."""
+
+from __future__ import annotations
+
+import typer
+
+from rmforge.cli.common import console, run_guarded
+
+app = typer.Typer(no_args_is_help=True, help="Train reward models.")
+
+
+def _split_args(recipe: str | None, overrides: list[str] | None) -> tuple[str | None, list[str]]:
+    """The recipe is optional: a first argument containing '=' is an override."""
+    overrides = list(overrides or [])
+    if recipe is not None and "=" in recipe and not recipe.endswith((".yaml", ".yml")):
+        return None, [recipe] + overrides
+    return recipe, overrides
+
+
+@app.command("bt", context_settings={"allow_extra_args": True})
+def bt(recipe: str = typer.Argument(None, help="recipe YAML (kind: train-bt); optional"),
+       overrides: list[str] = typer.Argument(None, help="dotted key=value overrides, e.g. train.lr=1e-5")) -> None:
+    """Train a Bradley-Terry reward model (pairs, ties, N-way rankings)."""
+
+    def run() -> None:
+        from rmforge.config import load_config
+        from rmforge.train.config import BTConfig
+        from rmforge.train.trainer import train_bt
+
+        path, extra = _split_args(recipe, overrides)
+        cfg = load_config(path, extra, cls=BTConfig)
+        summary = train_bt(cfg, console=console)
+        val = summary.get("validation") or {}
+        if "accuracy" in val:
+            console.print(f"validation accuracy: {val['accuracy']:.4f} (loss {val['loss']:.4f})")
+        console.print(f"model saved to {cfg.output_dir}")
+
+    run_guarded(run)

@@ -1,0 +1,102 @@
+"""Padding and batch builders for encoded reward data (issue 3).
+
+* :func:`collate`: right-padded ``input_ids`` / ``attention_mask`` (/ ``token_type_ids``).
+* :func:`pair_batch`: rows ``[chosen_0 .. chosen_{B-1}, rejected_0 .. rejected_{B-1}]``, so the
+  rewards split as ``r[:B], r[B:]`` (``torch.chunk(r, 2)``, TRL's layout); meta ``margin`` (0 when
+  the pair has none), ``tie``.
+* :func:`nway_batch`: all candidates flattened sample by sample; meta ``index``/``slot`` (sample
+  position and candidate position of each row), ``ranks`` ``[B, N]`` and ``mask`` ``[B, N]``
+  (:func:`unflatten` puts row rewards into ``[B, N]``).
+* :func:`pointwise_batch`: one row per sample; meta ``targets`` ``[B, A]`` with NaN for missing.
+
+Every meta also has ``sample_index`` (dataset indices). Ordering by length is the sampler's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from rmforge.train.tokenize import Encoded, EncodedSample
+
+__all__ = ["collate", "nway_batch", "pair_batch", "pointwise_batch", "unflatten"]
+
+
+def collate(encodings: Sequence[Encoded], pad_id: int, pad_to_multiple_of: int | None = None) -> dict[str, Tensor]:
+    """Right-padded long tensors ``[N, L]``: ``input_ids``, ``attention_mask`` and, when the
+    encodings carry them, ``token_type_ids`` (padded with 0)."""
+    if not encodings:
+        raise ValueError("collate needs at least one encoding")
+    lens = [len(e.input_ids) for e in encodings]
+    width = max(lens)
+    if pad_to_multiple_of:
+        width = -(-width // pad_to_multiple_of) * pad_to_multiple_of
+    ids = torch.tensor([e.input_ids + [pad_id] * (width - n) for e, n in zip(encodings, lens)], dtype=torch.long)
+    mask = (torch.arange(width)[None, :] < torch.tensor(lens)[:, None]).long()
+    out = {"input_ids": ids, "attention_mask": mask}
+    has_types = [e.token_type_ids is not None for e in encodings]
+    if any(has_types):
+        if not all(has_types):
+            raise ValueError("some encodings have token_type_ids and others not")
+        out["token_type_ids"] = torch.tensor([e.token_type_ids + [0] * (width - n)
+                                              for e, n in zip(encodings, lens)], dtype=torch.long)
+    return out
+
+
+def _check(samples: Sequence[EncodedSample], kind: str) -> None:
+    if not samples:
+        raise ValueError(f"{kind}_batch needs at least one sample")
+    bad = [s.kind for s in samples if s.kind != kind]
+    if bad:
+        raise ValueError(f"{kind}_batch got a {bad[0]} sample")
+
+
+def pair_batch(samples: Sequence[EncodedSample], pad_id: int, pad_to_multiple_of: int | None = None
+               ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Batch ``[all chosen..., all rejected...]`` and meta ``margin`` [B] float, ``tie`` [B] bool."""
+    _check(samples, "pair")
+    rows = [s.encodings[0] for s in samples] + [s.encodings[1] for s in samples]
+    meta = {
+        "margin": torch.tensor([s.margin or 0.0 for s in samples], dtype=torch.float32),
+        "tie": torch.tensor([s.tie for s in samples], dtype=torch.bool),
+        "sample_index": torch.tensor([s.index for s in samples], dtype=torch.long),
+    }
+    return collate(rows, pad_id, pad_to_multiple_of), meta
+
+
+def nway_batch(samples: Sequence[EncodedSample], pad_id: int, pad_to_multiple_of: int | None = None
+               ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Flattened candidates; meta ``index``/``slot`` [R], ``ranks`` [B, N] (0 = padding), ``mask`` [B, N]."""
+    _check(samples, "nway")
+    n = max(len(s.encodings) for s in samples)
+    rows, index, slot = [], [], []
+    ranks = torch.zeros(len(samples), n, dtype=torch.long)
+    mask = torch.zeros(len(samples), n, dtype=torch.bool)
+    for b, s in enumerate(samples):
+        k = len(s.encodings)
+        rows += s.encodings
+        index += [b] * k
+        slot += range(k)
+        ranks[b, :k] = torch.tensor(s.ranks, dtype=torch.long)
+        mask[b, :k] = True
+    meta = {"index": torch.tensor(index, dtype=torch.long), "slot": torch.tensor(slot, dtype=torch.long),
+            "ranks": ranks, "mask": mask, "sample_index": torch.tensor([s.index for s in samples], dtype=torch.long)}
+    return collate(rows, pad_id, pad_to_multiple_of), meta
+
+
+def unflatten(rewards: Tensor, meta: dict[str, Tensor]) -> Tensor:
+    """Row rewards ``[R]`` (or ``[R, 1]``) of :func:`nway_batch` as ``[B, N]`` (0 at padding; keeps autograd)."""
+    r = rewards.reshape(-1)
+    out = r.new_zeros(meta["mask"].shape)
+    return out.index_put((meta["index"].to(r.device), meta["slot"].to(r.device)), r)
+
+
+def pointwise_batch(samples: Sequence[EncodedSample], pad_id: int, pad_to_multiple_of: int | None = None
+                    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """One row per sample; meta ``targets`` [B, A] float32 (NaN = missing attribute)."""
+    _check(samples, "pointwise")
+    meta = {"targets": torch.tensor([s.scores for s in samples], dtype=torch.float32),
+            "sample_index": torch.tensor([s.index for s in samples], dtype=torch.long)}
+    return collate([s.encodings[0] for s in samples], pad_id, pad_to_multiple_of), meta
