@@ -46,6 +46,24 @@ def atomic_text(path: str | os.PathLike, overwrite: bool = False) -> Iterator[IO
             yield fh
 
 
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder next to ``path``; on success it replaces ``path`` (an existing one is removed)."""
+    import shutil
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
 def open_binary(path: str | os.PathLike) -> IO[bytes]:
     """Open a file for reading bytes, transparently decompressing .gz."""
     path = str(path)

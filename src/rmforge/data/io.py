@@ -50,16 +50,11 @@ def load_samples(path: str | os.PathLike) -> list[Sample]:
 def write_samples(path: str | os.PathLike, samples: Iterable[Sample], overwrite: bool = False,
                   batch_size: int = 4096) -> int:
     """Write samples atomically; returns the number written."""
-    fmt = output_format(path)
-    n = 0
-    if fmt == "jsonl":
-        with atomic_text(path, overwrite) as fh:
-            for s in samples:
-                fh.write(json.dumps(s.to_record(), ensure_ascii=False))
-                fh.write("\n")
-                n += 1
-        return n
+    if output_format(path) == "jsonl":
+        return write_records(path, (s.to_record() for s in samples), overwrite)
     import pyarrow.parquet as pq
+
+    n = 0
 
     with atomic_path(path, overwrite) as tmp:
         with pq.ParquetWriter(tmp, ARROW_SCHEMA) as writer:

@@ -14,9 +14,6 @@ failed build never leaves partial files)::
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -27,6 +24,7 @@ from rmforge.data.process import ProcessStep, apply_steps
 from rmforge.data.sources import SourceConfig, load_source
 from rmforge.data.split import SplitConfig, split_samples
 from rmforge.errors import DataError, OutputExistsError
+from rmforge.fileio import atomic_dir
 
 
 class ValidateConfig(ConfigModel):
@@ -115,9 +113,7 @@ def build_dataset(cfg: DataRecipe, overwrite: bool = False, console=None) -> dic
             raise DataError(f"validation found errors in recipe '{cfg.name}'; nothing was written "
                             "(fix the data, add a filter step, or set validate.fail_on_error=false)")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         (tmp / "recipe.yaml").write_text(dump_config(cfg), encoding="utf-8")
         if report is not None:
             report.to_json(str(tmp / "validation.json"))
@@ -132,12 +128,6 @@ def build_dataset(cfg: DataRecipe, overwrite: bool = False, console=None) -> dic
                 summary["exports"].append({"to": target.to, "split": split, "path": str(out / path.relative_to(tmp)),
                                            "rows": rep.rows_written, "skipped": dict(rep.skipped)})
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     _print_summary(console, cfg, summary)
     return summary
 

@@ -106,13 +106,19 @@ def load_plugins(modules: Iterable[str] = ()) -> None:
         _loaded_plugins.add(name)
 
 
-def get_converter(name: str) -> Converter:
-    load_plugins()
-    if name not in CONVERTERS:
-        close = difflib.get_close_matches(name, list(CONVERTERS), n=1)
+def lookup(table: dict, name: str, what: str):
+    """``table[name]`` after loading plugins; a DataError with the closest name otherwise."""
+    if name not in table:
+        load_plugins()
+    if name not in table:
+        close = difflib.get_close_matches(name, list(table), n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise DataError(f"unknown converter '{name}' (known: {', '.join(sorted(CONVERTERS))}){hint}")
-    return CONVERTERS[name]
+        raise DataError(f"unknown {what} '{name}' (known: {', '.join(sorted(table))}){hint}")
+    return table[name]
+
+
+def get_converter(name: str) -> Converter:
+    return lookup(CONVERTERS, name, "converter")
 
 
 def convert_records(records: Iterable[tuple[dict, int]], converter: str | Converter, *, file: str | None = None,

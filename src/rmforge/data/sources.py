@@ -27,7 +27,7 @@ from pydantic import Field, model_validator
 
 from rmforge.config import ConfigModel
 from rmforge.data.records import FILE_FORMATS, iter_file
-from rmforge.data.registry import LOADERS, convert_records, get_converter, load_plugins, register_loader
+from rmforge.data.registry import LOADERS, convert_records, get_converter, load_plugins, lookup, register_loader
 from rmforge.data.schema import Sample
 from rmforge.errors import DataError
 from rmforge.fileio import file_format
@@ -206,13 +206,7 @@ def _file_stream(path: str, fmt: str | None, batch_size: int) -> RecordStream:
 
 
 def _loader(name: str):
-    if name not in LOADERS:
-        load_plugins()
-    if name not in LOADERS:
-        close = difflib.get_close_matches(name, list(LOADERS), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise DataError(f"unknown loader '{name}' (known: {', '.join(sorted(LOADERS))}){hint}")
-    return LOADERS[name]
+    return lookup(LOADERS, name, "loader")
 
 
 def is_saved_dataset(folder: str | os.PathLike) -> bool:
