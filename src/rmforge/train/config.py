@@ -1,0 +1,171 @@
+"""Typed configuration of the reward-model trainers (``kind: train-bt`` and ``kind: train-pointwise``).
+
+Every option lives here once, with its docstring; components receive plain values from it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from rmforge.config import ConfigModel, register_config
+
+
+class DataConfig(ConfigModel):
+    """Training and validation data."""
+
+    train: str | None = None
+    """Training file (canonical rmforge jsonl/parquet, or any layout a converter reads: see ``format``)."""
+    validation: str | None = None
+    """Validation file; when unset, ``validation_fraction`` of the training file is held out by prompt."""
+    format: str = "canonical"
+    """``canonical`` for rmforge files, else a converter name (``hh-rlhf``, ``preference``, ...)."""
+    fields: dict[str, str] = Field(default_factory=dict)
+    """Field mapping for the converter (canonical name -> column)."""
+    options: dict = Field(default_factory=dict)
+    """Converter options."""
+    validation_fraction: float = Field(default=0.0, ge=0.0, lt=1.0)
+    """Share of the training prompts held out for validation when no validation file is given."""
+    limit: int | None = Field(default=None, ge=1)
+    """Use at most this many training samples (after conversion), for quick runs."""
+
+
+class OptimConfig(ConfigModel):
+    """Optimisation and schedule."""
+
+    epochs: float = Field(default=1.0, gt=0)
+    """Passes over the training data (ignored when ``max_steps`` > 0)."""
+    max_steps: int = -1
+    """Optimizer steps to run; -1 = derive from ``epochs``."""
+    batch_size: int = Field(default=8, ge=1)
+    """Samples (pairs) per optimizer step, summed over gradient accumulation and processes."""
+    micro_batch_size: int | None = Field(default=None, ge=1)
+    """Samples per forward pass; default = batch_size (no accumulation)."""
+    lr: float = Field(default=5e-5, gt=0)
+    """Peak learning rate (AdamW)."""
+    weight_decay: float = Field(default=0.0, ge=0)
+    """AdamW weight decay (not applied to biases and norms)."""
+    betas: tuple[float, float] = (0.9, 0.999)
+    """AdamW betas."""
+    scheduler: Literal["linear", "cosine", "constant"] = "linear"
+    """Learning-rate decay after warmup."""
+    warmup_ratio: float = Field(default=0.05, ge=0, le=1)
+    """Share of the steps spent warming up linearly from 0."""
+    max_grad_norm: float | None = 1.0
+    """Gradient clipping by global norm (null = off)."""
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    """Autocast precision; auto = bf16 where the hardware has fast bf16 (AVX-512 BF16 / AMX CPUs, recent GPUs)."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass (saves memory, costs ~30% time)."""
+    length_grouping: bool = True
+    """Group samples of similar length into a batch (less padding); order stays seeded."""
+
+
+class LossConfig(ConfigModel):
+    """Objective of the Bradley-Terry trainer."""
+
+    margin_scale: float = 0.0
+    """Factor on the per-pair margin from the data inside -log sigmoid(r_c - r_r - scale * m); 0 = ignore margins."""
+    center_coef: float = 0.0
+    """Coefficient of mean((r_c + r_r)^2), which keeps rewards centred (TRL recommends 0.01)."""
+    tie_model: Literal["none", "rao-kupper", "davidson"] = "rao-kupper"
+    """How pairs labelled tie train: BT with a 0.5 target (none) or a tie-aware likelihood."""
+    tie_param: float | None = None
+    """Rao-Kupper theta (> 1) or Davidson nu (> 0); default gives P(tie | equal rewards) = 1/3."""
+
+
+class EvalConfig(ConfigModel):
+    """Periodic validation, best checkpoint and early stopping."""
+
+    every_steps: int = 0
+    """Evaluate every N optimizer steps (0 = only at the end of each epoch)."""
+    batch_size: int = Field(default=32, ge=1)
+    """Pairs per forward pass during evaluation."""
+    metric: Literal["accuracy", "loss"] = "accuracy"
+    """Metric that picks the best checkpoint."""
+    early_stopping_patience: int | None = None
+    """Stop after this many evaluations without improvement (null = never)."""
+
+
+class CheckpointConfig(ConfigModel):
+    """Intermediate checkpoints (for resume) and the final model."""
+
+    every_steps: int = 0
+    """Save a resumable checkpoint every N steps (0 = only at the end)."""
+    keep_last: int = Field(default=2, ge=1)
+    """Number of intermediate checkpoints kept."""
+    save_best: bool = True
+    """Keep the best checkpoint (by eval.metric) and make it the final model."""
+
+
+class LoggingConfig(ConfigModel):
+    """Metrics and progress."""
+
+    every_steps: int = Field(default=10, ge=1)
+    """Log training metrics every N optimizer steps."""
+    report_to: list[Literal["jsonl", "tensorboard", "wandb"]] = Field(default_factory=lambda: ["jsonl"])
+    """Metric sinks; jsonl (metrics.jsonl) is always written."""
+    progress: bool = True
+    """Show a progress bar with ETA."""
+
+
+class ModelOptions(ConfigModel):
+    """How the reward model is built."""
+
+    head_init_std: float | None = None
+    """Std of the new score head; null = 1/sqrt(hidden_size + 1)."""
+    dropout: float = Field(default=0.0, ge=0, lt=1)
+    """Dropout probability everywhere in the model (0 = disabled, recommended for RMs)."""
+    chat_template: str | None = None
+    """Jinja template file or string; null = the tokenizer's own; ``none`` = plain format."""
+    append_eos: bool = True
+    """Append EOS to every response (decoders); the reward is read at that last token."""
+
+
+class TrainBase(ConfigModel):
+    """Options shared by every scalar reward-model trainer."""
+
+    model: str = "minilm-l6"
+    """Model: embedded name (``minilm-l6``, ``smollm2-135m``), a local HF folder, a .gguf file or a hub id."""
+    model_options: ModelOptions = Field(default_factory=ModelOptions)
+    """Head initialisation, dropout, templates."""
+    data: DataConfig = Field(default_factory=DataConfig)
+    """Training/validation data."""
+    output_dir: str = "runs/rm"
+    """Run directory: final model, manifest.json, config.yaml, metrics.jsonl, checkpoints/."""
+    overwrite: bool = False
+    """Replace an existing, finished run directory."""
+    resume: str | None = None
+    """``auto`` = continue from the newest checkpoint in output_dir; or a checkpoint folder."""
+    seed: int = 42
+    """Seed for initialisation, data order and dropout."""
+    max_length: int = Field(default=384, ge=8)
+    """Maximum tokens of prompt + response."""
+    length_policy: Literal["truncate_prompt", "drop"] = "truncate_prompt"
+    """Over-long samples: cut the prompt from the left (responses stay whole) or drop them; counts are logged."""
+    train: OptimConfig = Field(default_factory=OptimConfig)
+    """Optimisation."""
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    """Validation."""
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    """Checkpoints."""
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    """Logging."""
+
+    @model_validator(mode="after")
+    def _micro_divides(self):
+        micro = self.train.micro_batch_size
+        if micro is not None and self.train.batch_size % micro:
+            raise ValueError(f"train.batch_size ({self.train.batch_size}) must be a multiple of "
+                             f"train.micro_batch_size ({micro})")
+        return self
+
+
+@register_config("train-bt")
+class BTConfig(TrainBase):
+    """Bradley-Terry reward model (``rmforge train bt``)."""
+
+    kind: Literal["train-bt"] = "train-bt"
+    loss: LossConfig = Field(default_factory=LossConfig)
+    """Objective."""

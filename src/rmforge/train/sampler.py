@@ -1,0 +1,43 @@
+"""Deterministic batch order: seeded shuffles with optional length grouping.
+
+The order of epoch ``e`` depends only on (seed, e, lengths, batch size), so a resumed run
+replays exactly the batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import random
+
+
+def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, group_by_length: bool = True,
+                  keys: list[str] | None = None, megabatch: int = 32) -> list[list[int]]:
+    """Indices of each batch of one epoch.
+
+    With ``group_by_length``, the shuffled indices are cut into mega-batches of
+    ``megabatch * batch_size`` items, each sorted by length and cut into batches, and the
+    batches are shuffled again: padding drops while the order stays random. ``keys`` (e.g.
+    the sample kind) keeps batches homogeneous: items with different keys never share a batch.
+    """
+    rng = random.Random(seed * 1_000_003 + epoch)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    groups: dict[str, list[int]] = {}
+    for i in order:
+        groups.setdefault(keys[i] if keys else "", []).append(i)
+    batches: list[list[int]] = []
+    for key in sorted(groups):
+        idx = groups[key]
+        if group_by_length:
+            span = max(batch_size * megabatch, batch_size)
+            for start in range(0, len(idx), span):
+                chunk = sorted(idx[start:start + span], key=lambda i: -lengths[i])
+                batches.extend(chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size))
+        else:
+            batches.extend(idx[j:j + batch_size] for j in range(0, len(idx), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def split_micro(batch: list[int], micro: int) -> list[list[int]]:
+    """Cut one optimizer batch into forward-pass micro-batches."""
+    return [batch[i:i + micro] for i in range(0, len(batch), micro)]

@@ -1,0 +1,286 @@
+"""The scalar reward-model training loop (Bradley-Terry pairs with ties, Plackett-Luce N-way).
+
+Thin by design: data -> encode (exact length policy, counted) -> seeded batches -> forward /
+loss / backward through the :class:`~rmforge.train.engine.Engine` seam -> log, evaluate,
+checkpoint -> final model + manifest.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from rmforge import __version__
+from rmforge.config import dump_config
+from rmforge.errors import RmforgeError
+from rmforge.train import checkpoint as ckpt_io
+from rmforge.train.batching import nway_batch, pair_batch
+from rmforge.train.config import BTConfig
+from rmforge.train.engine import Engine
+from rmforge.train.losses import pairwise_loss, plackett_luce_loss
+from rmforge.train.metrics import MetricsLog, Window, peak_memory_mb
+from rmforge.train.sampler import epoch_batches, split_micro
+from rmforge.train.scoring import pair_eval_metrics, score_samples
+
+
+@dataclass
+class Prepared:
+    """Everything the loop needs, built once before the first step."""
+
+    model: object
+    tokenizer: object
+    encoder: object
+    train: list
+    validation: list
+    stats: dict = field(default_factory=dict)
+    fingerprints: dict = field(default_factory=dict)
+    model_info: dict = field(default_factory=dict)
+
+
+def prepare(cfg: BTConfig, allowed_kinds=("pair", "nway"), progress: bool = True) -> Prepared:
+    """Load data and model, encode with the length policy; fail early with actionable messages."""
+    from rmforge.train.data import fingerprint, holdout, read_any
+    from rmforge.train.modeling import load_reward_model
+    from rmforge.train.tokenize import RewardEncoder
+
+    if not cfg.data.train:
+        raise RmforgeError("no training data: set data.train=PATH (canonical file, or data.format=CONVERTER)")
+    train = read_any(cfg.data.train, cfg.data.format, cfg.data.fields, cfg.data.options, cfg.data.limit)
+    if cfg.data.validation:
+        val = read_any(cfg.data.validation, cfg.data.format, cfg.data.fields, cfg.data.options)
+    elif cfg.data.validation_fraction > 0:
+        train, val = holdout(train, cfg.data.validation_fraction, cfg.seed)
+    else:
+        val = []
+    kinds = {s.kind for s in train}
+    bad = kinds - set(allowed_kinds)
+    if bad:
+        hint = "rmforge train pointwise" if "pointwise" in bad else "rmforge train bt"
+        raise RmforgeError(f"{cfg.data.train} holds {', '.join(sorted(bad))} samples, which this trainer cannot "
+                           f"use (it takes {', '.join(allowed_kinds)}); use {hint}")
+    loaded = load_reward_model(cfg.model, head_init_std=cfg.model_options.head_init_std,
+                               dropout=cfg.model_options.dropout)
+    encoder = RewardEncoder(loaded.tokenizer, cfg.max_length, cfg.length_policy,
+                            chat_template=cfg.model_options.chat_template, append_eos=cfg.model_options.append_eos)
+    train_enc, train_stats = encoder.encode_dataset(train, progress=progress)
+    val_enc, val_stats = encoder.encode_dataset(val, progress=False)
+    if not train_enc:
+        raise RmforgeError(f"no training sample is left after the length policy ({train_stats}); raise "
+                           f"max_length (now {cfg.max_length}) or use length_policy=truncate_prompt")
+    stats = {"train": {"samples": len(train), **train_stats.as_dict()},
+             "validation": {"samples": len(val), **val_stats.as_dict()}}
+    return Prepared(loaded.model, loaded.tokenizer, encoder, train_enc, val_enc, stats,
+                    {"train": fingerprint(train), "validation": fingerprint(val)}, loaded.info.to_dict())
+
+
+def _param_groups(model, weight_decay: float):
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def batch_loss(model, items, pad_id: int, loss_cfg, device) -> tuple[torch.Tensor, dict]:
+    """Summed loss over the samples of one homogeneous micro-batch, plus running statistics."""
+    kind = items[0].kind
+    builder = pair_batch if kind == "pair" else nway_batch
+    batch, meta = builder(items, pad_id)
+    batch = {k: v.to(device) for k, v in batch.items()}
+    rewards = model(**batch).logits[:, 0].float()
+    n = len(items)
+    if kind == "pair":
+        rc, rr = rewards[:n], rewards[n:]
+        tie = meta["tie"].to(device)
+        margin = meta["margin"].to(device) if loss_cfg.margin_scale else None
+        loss, _ = pairwise_loss(rc, rr, tie=tie, margin=margin, margin_scale=loss_cfg.margin_scale,
+                                tie_model=loss_cfg.tie_model, tie_param=loss_cfg.tie_param,
+                                center_coef=loss_cfg.center_coef)
+        d = (rc - rr).detach()[~tie]
+        stats = {"pairs": int((~tie).sum()), "correct": int((d > 0).sum()), "margin_sum": float(d.sum())}
+    else:
+        from rmforge.train.batching import unflatten
+
+        r = unflatten(rewards, meta)
+        loss, m = plackett_luce_loss(r, meta["ranks"].to(device), meta["mask"].to(device))
+        stats = {"nway": n, "top1": float(m["top1_accuracy"]) * n}
+    det = rewards.detach()
+    stats.update(loss_sum=float(loss.detach()) * n, samples=n, tokens=int(batch["attention_mask"].sum()),
+                 r_sum=float(det.sum()), r_count=det.numel(), r_min=float(det.min()), r_max=float(det.max()))
+    return loss * n, stats
+
+
+def train_bt(cfg: BTConfig, console=None) -> dict:
+    """Train, evaluate and save a reward model; returns the final summary (also in the manifest)."""
+    engine = Engine(cfg.train.precision)
+    out, resume_from = ckpt_io.prepare_run_dir(cfg.output_dir, cfg.overwrite, cfg.resume) if engine.is_main \
+        else (Path(cfg.output_dir), None)
+    engine.barrier()
+    if not engine.is_main and cfg.resume:
+        _, resume_from = ckpt_io.prepare_run_dir(cfg.output_dir, True, cfg.resume)
+    torch.manual_seed(cfg.seed)
+    prep = prepare(cfg, progress=cfg.logging.progress and engine.is_main)
+    model, tok = prep.model, prep.tokenizer
+    pad_id = tok.pad_token_id
+    if cfg.train.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    opt = cfg.train
+    lengths = [max(len(e.input_ids) for e in s.encodings) * len(s.encodings) for s in prep.train]
+    keys = [s.kind for s in prep.train]
+    steps_per_epoch = len(epoch_batches(lengths, opt.batch_size, cfg.seed, 0, opt.length_grouping, keys))
+    total = opt.max_steps if opt.max_steps > 0 else math.ceil(opt.epochs * steps_per_epoch)
+    optimizer = torch.optim.AdamW(_param_groups(model, opt.weight_decay), lr=opt.lr, betas=opt.betas)
+    from transformers import get_scheduler
+
+    scheduler = get_scheduler(opt.scheduler, optimizer, num_warmup_steps=int(opt.warmup_ratio * total),
+                              num_training_steps=total)
+    state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "best_step": None, "bad_evals": 0}
+    if resume_from is not None:
+        state = ckpt_io.load_checkpoint(resume_from, model, optimizer, scheduler)
+    model, optimizer, scheduler = engine.prepare(model, optimizer, scheduler)
+    model.train()
+    log = MetricsLog(out, cfg.logging.report_to, enabled=engine.is_main)
+    if engine.is_main:
+        (out / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
+        log.write({"event": "start", "step": state["step"], "total_steps": total, "data": prep.stats,
+                   "precision": engine.precision, "world_size": engine.world, "model": prep.model_info,
+                   "resumed_from": str(resume_from) if resume_from else None})
+        _report_data(console, prep.stats)
+    micro = opt.micro_batch_size or opt.batch_size
+    bar = _bar(total, state["step"], cfg.logging.progress and engine.is_main)
+    window, t_window = Window(), time.perf_counter()
+    stop = False
+    while state["step"] < total and not stop:
+        batches = epoch_batches(lengths, opt.batch_size, cfg.seed, state["epoch"], opt.length_grouping, keys)
+        for bi in range(state["batch_in_epoch"], len(batches)):
+            items = [prep.train[i] for i in batches[bi]]
+            mine = items[engine.rank::engine.world]
+            parts = split_micro(mine, micro)
+            for j, part in enumerate(parts):
+                with engine.no_sync(model, j == len(parts) - 1):
+                    with engine.autocast():
+                        loss_sum, stats = batch_loss(model, part, pad_id, cfg.loss, engine.device)
+                    engine.backward(loss_sum * (engine.world / len(items)))
+                window.add(stats)
+            if not parts:  # a rank with no item this step still joins the all-reduce
+                engine.backward(sum(p.sum() * 0.0 for p in model.parameters()))
+            grad_norm = engine.clip(model, opt.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            state["step"] += 1
+            state["batch_in_epoch"] = bi + 1
+            window.grad_norm = grad_norm
+            bar.update(1)
+            step = state["step"]
+            if step % cfg.logging.every_steps == 0 or step == total:
+                elapsed = time.perf_counter() - t_window
+                row = window.summary(engine, elapsed) | {"step": step, "epoch": state["epoch"] + bi / len(batches),
+                                                         "lr": scheduler.get_last_lr()[0],
+                                                         "peak_memory_mb": peak_memory_mb()}
+                log.write(row)
+                bar.set_postfix(loss=f"{row.get('loss', float('nan')):.4f}", acc=f"{row.get('accuracy', 0):.3f}")
+                window, t_window = Window(), time.perf_counter()
+            if cfg.eval.every_steps and step % cfg.eval.every_steps == 0 and step != total:
+                stop = _evaluate(cfg, engine, model, prep, state, log, out)
+            if cfg.checkpoint.every_steps and step % cfg.checkpoint.every_steps == 0 and step != total:
+                _checkpoint(cfg, engine, model, tok, optimizer, scheduler, state, out)
+            if step >= total or stop:
+                break
+        else:
+            state["epoch"] += 1
+            state["batch_in_epoch"] = 0
+            if not cfg.eval.every_steps and state["step"] < total:
+                stop = _evaluate(cfg, engine, model, prep, state, log, out)
+    bar.close()
+    _evaluate(cfg, engine, model, prep, state, log, out, final=True)
+    return _finish(cfg, engine, model, prep, state, log, out)
+
+
+def _evaluate(cfg, engine, model, prep, state, log, out, final: bool = False) -> bool:
+    """Validation metrics; tracks the best checkpoint; returns True when early stopping triggers."""
+    if not prep.validation or not engine.is_main:
+        engine.barrier()
+        return False
+    net = engine.unwrap(model)
+    rewards = score_samples(net, prep.validation, prep.tokenizer.pad_token_id, cfg.eval.batch_size,
+                            engine.device, engine.autocast)
+    metrics = pair_eval_metrics(prep.validation, rewards, cfg.loss.tie_model, cfg.loss.tie_param)
+    log.write({"event": "eval", "step": state["step"], **{f"eval_{k}": v for k, v in metrics.items()}})
+    value = metrics.get(cfg.eval.metric)
+    stop = False
+    if value is not None and not math.isnan(value):
+        better = state["best"] is None or (value > state["best"] if cfg.eval.metric == "accuracy"
+                                           else value < state["best"])
+        if better:
+            state.update(best=value, best_step=state["step"], bad_evals=0)
+            if cfg.checkpoint.save_best and not final:
+                net.save_pretrained(out / "checkpoints" / "best", safe_serialization=True)
+        else:
+            state["bad_evals"] += 1
+            patience = cfg.eval.early_stopping_patience
+            stop = patience is not None and state["bad_evals"] >= patience
+            if stop:
+                log.write({"event": "early_stop", "step": state["step"], "best_step": state["best_step"]})
+    engine.barrier()
+    return stop
+
+
+def _checkpoint(cfg, engine, model, tok, optimizer, scheduler, state, out) -> None:
+    if engine.is_main:
+        ckpt_io.save_checkpoint(out, state["step"], engine.unwrap(model), tok, optimizer, scheduler, dict(state),
+                                cfg.checkpoint.keep_last)
+    engine.barrier()
+
+
+def _finish(cfg, engine, model, prep, state, log, out) -> dict:
+    net = engine.unwrap(model)
+    best_dir = out / "checkpoints" / "best"
+    use_best = (cfg.checkpoint.save_best and state["best_step"] is not None and state["best_step"] != state["step"]
+                and best_dir.exists())
+    if use_best and engine.is_main:
+        from safetensors.torch import load_file
+
+        net.load_state_dict(load_file(str(best_dir / "model.safetensors")), strict=False)
+    summary = {"steps": state["step"], "best_step": state["best_step"] if use_best else state["step"]}
+    if engine.is_main:
+        rewards = score_samples(net, prep.validation, prep.tokenizer.pad_token_id, cfg.eval.batch_size,
+                                engine.device, engine.autocast) if prep.validation else []
+        flat = [r for rs in rewards for r in rs]
+        summary["validation"] = pair_eval_metrics(prep.validation, rewards) if rewards else {}
+        mean = sum(flat) / len(flat) if flat else 0.0
+        std = math.sqrt(sum((r - mean) ** 2 for r in flat) / len(flat)) if flat else 1.0
+        manifest = {
+            "rmforge_version": __version__, "kind": cfg.kind, "model": cfg.model, "model_info": prep.model_info,
+            "encoding": prep.encoder.info(), "pad_token_id": prep.tokenizer.pad_token_id,
+            "eos_token_id": prep.tokenizer.eos_token_id, "max_length": cfg.max_length,
+            "length_policy": cfg.length_policy, "normalization": {"mean": mean, "std": std or 1.0,
+                                                                   "source": "validation rewards"},
+            "data": {"fingerprints": prep.fingerprints, **prep.stats}, "precision": engine.precision,
+            "world_size": engine.world, "summary": summary,
+        }
+        ckpt_io.save_final(out, net, prep.tokenizer, dump_config(cfg), manifest)
+        log.write({"event": "end", **summary})
+        log.close()
+    engine.barrier()
+    return summary
+
+
+def _report_data(console, stats: dict) -> None:
+    if console is None:
+        return
+    for split, s in stats.items():
+        why = ", ".join(f"{k}: {v}" for k, v in s.get("dropped_by_reason", {}).items())
+        console.print(f"{split}: {s['samples']} samples, kept {s.get('kept', 0)}, truncated {s.get('truncated', 0)}, "
+                      f"dropped {s.get('dropped', 0)}" + (f" ({why})" if why else ""))
+
+
+def _bar(total: int, initial: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="train", unit="step", disable=not enabled, dynamic_ncols=True)
