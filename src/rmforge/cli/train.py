@@ -17,6 +17,33 @@ def _split_args(recipe: str | None, overrides: list[str] | None) -> tuple[str | 
     return recipe, overrides
 
 
+def relaunch(launcher, argv: list[str]) -> bool:
+    """Re-run this command under torchrun when launcher.nproc > 1 (and we are not already a worker)."""
+    import os
+    import subprocess
+    import sys
+
+    if launcher.nproc <= 1 and launcher.nnodes <= 1 or "LOCAL_RANK" in os.environ:
+        return False
+    port = launcher.master_port or _free_port()
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={launcher.nproc}",
+           f"--nnodes={launcher.nnodes}", f"--node_rank={launcher.node_rank}",
+           f"--master_addr={launcher.master_addr}", f"--master_port={port}", "-m", "rmforge", *argv]
+    console.print(f"launching {launcher.nproc} processes: {' '.join(cmd[2:])}")
+    code = subprocess.call(cmd)
+    if code:
+        raise typer.Exit(code)
+    return True
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @app.command("bt", context_settings={"allow_extra_args": True})
 def bt(recipe: str = typer.Argument(None, help="recipe YAML (kind: train-bt); optional"),
        overrides: list[str] = typer.Argument(None, help="dotted key=value overrides, e.g. train.lr=1e-5")) -> None:
@@ -29,6 +56,8 @@ def bt(recipe: str = typer.Argument(None, help="recipe YAML (kind: train-bt); op
 
         path, extra = _split_args(recipe, overrides)
         cfg = load_config(path, extra, cls=BTConfig)
+        if relaunch(cfg.launcher, ["train", "bt"] + ([path] if path else []) + extra):
+            return
         summary = train_bt(cfg, console=console)
         val = summary.get("validation") or {}
         if "accuracy" in val:

@@ -123,6 +123,21 @@ class ModelOptions(ConfigModel):
     """Append EOS to every response (decoders); the reward is read at that last token."""
 
 
+class LauncherConfig(ConfigModel):
+    """Multi-process training (DDP through torchrun + Accelerate; gloo on CPU, NCCL on GPU)."""
+
+    nproc: int = Field(default=1, ge=1)
+    """Processes on this machine; > 1 re-launches the command under torchrun."""
+    nnodes: int = Field(default=1, ge=1)
+    """Machines taking part (multi-node: run the same command on each with node_rank/master_addr)."""
+    node_rank: int = Field(default=0, ge=0)
+    """Rank of this machine among nnodes."""
+    master_addr: str = "127.0.0.1"
+    """Address of node 0."""
+    master_port: int = 0
+    """Rendezvous port; 0 = pick a free one (single node only)."""
+
+
 class TrainBase(ConfigModel):
     """Options shared by every scalar reward-model trainer."""
 
@@ -152,6 +167,8 @@ class TrainBase(ConfigModel):
     """Checkpoints."""
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     """Logging."""
+    launcher: LauncherConfig = Field(default_factory=LauncherConfig)
+    """Multi-process launch (see docs/distributed.md for DeepSpeed/FSDP with accelerate launch)."""
 
     @model_validator(mode="after")
     def _micro_divides(self):

@@ -42,8 +42,10 @@ class Engine:
         self.rank, self.world = self.acc.process_index, self.acc.num_processes
         self.is_main = self.acc.is_main_process
 
-    def prepare(self, model, optimizer, scheduler):
-        return self.acc.prepare(model, optimizer, scheduler)
+    def prepare(self, model, optimizer):
+        """Wrap model (DDP) and optimizer. The LR scheduler stays ours: Accelerate's wrapper would step it
+        once per process per optimizer step, because it assumes a sharded dataloader."""
+        return self.acc.prepare(model, optimizer)
 
     def autocast(self):
         return self.acc.autocast() if self.precision != "fp32" else contextlib.nullcontext()
@@ -70,6 +72,13 @@ class Engine:
             return values
         t = torch.tensor(values, dtype=torch.float64, device=self.device)
         return self.acc.reduce(t, reduction="sum").tolist()
+
+    def gather_float(self, value: float) -> list[float]:
+        """One float from every process, in rank order."""
+        if self.world == 1:
+            return [value]
+        t = torch.tensor([value], dtype=torch.float64, device=self.device)
+        return self.acc.gather(t).tolist()
 
     def barrier(self) -> None:
         self.acc.wait_for_everyone()

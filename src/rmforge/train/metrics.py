@@ -51,12 +51,17 @@ class Window:
 class MetricsLog:
     """Appends to RUN_DIR/metrics.jsonl and mirrors scalars to TensorBoard / W&B when asked."""
 
-    def __init__(self, out: Path, report_to: list[str], enabled: bool = True):
+    def __init__(self, out: Path, report_to: list[str], enabled: bool = True, resume_step: int | None = None):
         self.enabled = enabled
         self.tb = self.wandb = None
         if not enabled:
             return
-        self.fh = open(out / "metrics.jsonl", "a", encoding="utf-8")
+        path = out / "metrics.jsonl"
+        if resume_step is not None and path.exists():  # drop rows logged after the checkpoint we resume from
+            keep = [line for line in path.read_text().splitlines()
+                    if line.strip() and json.loads(line).get("step", 0) <= resume_step]
+            path.write_text("".join(line + "\n" for line in keep))
+        self.fh = open(path, "a", encoding="utf-8")
         if "tensorboard" in report_to:
             try:
                 from torch.utils.tensorboard import SummaryWriter

@@ -142,9 +142,10 @@ def train_bt(cfg: BTConfig, console=None) -> dict:
     state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "best_step": None, "bad_evals": 0}
     if resume_from is not None:
         state = ckpt_io.load_checkpoint(resume_from, model, optimizer, scheduler)
-    model, optimizer, scheduler = engine.prepare(model, optimizer, scheduler)
+    model, optimizer = engine.prepare(model, optimizer)
     model.train()
-    log = MetricsLog(out, cfg.logging.report_to, enabled=engine.is_main)
+    log = MetricsLog(out, cfg.logging.report_to, enabled=engine.is_main,
+                     resume_step=state["step"] if resume_from is not None else None)
     if engine.is_main:
         (out / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
         log.write({"event": "start", "step": state["step"], "total_steps": total, "data": prep.stats,
@@ -190,6 +191,7 @@ def train_bt(cfg: BTConfig, console=None) -> dict:
                 stop = _evaluate(cfg, engine, model, prep, state, log, out)
             if cfg.checkpoint.every_steps and step % cfg.checkpoint.every_steps == 0 and step != total:
                 _checkpoint(cfg, engine, model, tok, optimizer, scheduler, state, out)
+            _fault_injection(step)
             if step >= total or stop:
                 break
         else:
@@ -238,8 +240,25 @@ def _checkpoint(cfg, engine, model, tok, optimizer, scheduler, state, out) -> No
     engine.barrier()
 
 
+def _fault_injection(step: int) -> None:
+    """Test hook: RMFORGE_KILL_AT_STEP=N makes the process SIGKILL itself after step N."""
+    import os
+
+    if os.environ.get("RMFORGE_KILL_AT_STEP") == str(step):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def param_checksum(model) -> float:
+    """Sum of all parameters in float64: equal on every DDP rank when replicas are in sync."""
+    with torch.no_grad():
+        return float(sum(p.detach().double().sum() for p in model.parameters()))
+
+
 def _finish(cfg, engine, model, prep, state, log, out) -> dict:
     net = engine.unwrap(model)
+    checksums = engine.gather_float(param_checksum(net))
     best_dir = out / "checkpoints" / "best"
     use_best = (cfg.checkpoint.save_best and state["best_step"] is not None and state["best_step"] != state["step"]
                 and best_dir.exists())
@@ -247,7 +266,8 @@ def _finish(cfg, engine, model, prep, state, log, out) -> dict:
         from safetensors.torch import load_file
 
         net.load_state_dict(load_file(str(best_dir / "model.safetensors")), strict=False)
-    summary = {"steps": state["step"], "best_step": state["best_step"] if use_best else state["step"]}
+    summary = {"steps": state["step"], "best_step": state["best_step"] if use_best else state["step"],
+               "rank_param_checksums": checksums}
     if engine.is_main:
         rewards = score_samples(net, prep.validation, prep.tokenizer.pad_token_id, cfg.eval.batch_size,
                                 engine.device, engine.autocast) if prep.validation else []
