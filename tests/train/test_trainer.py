@@ -134,3 +134,27 @@ def test_bad_inputs_fail_before_training(setup, tmp_path):
     (tmp_path / "e" / "x").write_text("x")
     with pytest.raises(RmforgeError, match="already holds a run"):
         train_bt(cfg(setup, tmp_path / "e"))
+
+
+def test_pointwise_multi_attribute(setup, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    from rmforge.data.schema import Sample, assistant, user
+    from rmforge.train.config import PointwiseConfig
+
+    samples = [Sample(id=str(i), prompt=[user(f"q {i}")], response=[assistant("word " * (i % 5 + 1))],
+                      scores={"helpfulness": float(i % 5), "verbosity": float((i * 3) % 5)},
+                      scale={"min": 0, "max": 4}) for i in range(30)]
+    write_samples(tmp_path / "pw.jsonl", samples)
+    args = [f"model={setup / 'tiny'}", f"data.train={tmp_path / 'pw.jsonl'}", "data.validation_fraction=0.2",
+            f"output_dir={tmp_path / 'run'}", "train.max_steps=5", "train.precision=fp32", "logging.progress=false",
+            "attribute_weights={helpfulness: 0.75, verbosity: 0.25}", "train.lr=1e-3", "logging.every_steps=1"]
+    summary = train_bt(load_config(None, args, cls=PointwiseConfig))
+    assert {"mse", "mae", "mae_helpfulness", "mae_verbosity"} <= set(summary["validation"])
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "run")
+    assert model.config.num_labels == 2 and model.config.rmforge_reward_weights == [0.75, 0.25]
+    first = [r["loss"] for r in read_metrics(tmp_path / "run") if "loss" in r and "event" not in r]
+    assert first[-1] < first[0]  # regression learns
+    with pytest.raises(RmforgeError, match="holds pair samples.*use rmforge train bt"):
+        train_bt(load_config(None, args[:1] + [f"data.train={setup / 'train.jsonl'}", f"output_dir={tmp_path / 'x'}"],
+                             cls=PointwiseConfig))

@@ -9,12 +9,14 @@ import typer
 from rmforge import __version__
 from rmforge.cli.common import console, err_console, run_guarded
 from rmforge.cli.data import app as data_app
+from rmforge.cli.plot import plot
 from rmforge.cli.train import app as train_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="rmforge: reward-model data, annotation, training, evaluation and serving.")
 app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
+app.command("plot")(plot)
 config_app = typer.Typer(no_args_is_help=True, help="Inspect configuration files.")
 app.add_typer(config_app, name="config")
 models_app = typer.Typer(no_args_is_help=True, help="Models available offline.")

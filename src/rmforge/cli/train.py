@@ -44,24 +44,33 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _train(kind: str, recipe: str | None, overrides: list[str] | None) -> None:
+    from rmforge.config import load_config
+    from rmforge.train.config import BTConfig, PointwiseConfig
+    from rmforge.train.trainer import train_bt
+
+    path, extra = _split_args(recipe, overrides)
+    cfg = load_config(path, extra, cls=BTConfig if kind == "bt" else PointwiseConfig)
+    if relaunch(cfg.launcher, ["train", kind] + ([path] if path else []) + extra):
+        return
+    summary = train_bt(cfg, console=console)
+    val = summary.get("validation") or {}
+    if "accuracy" in val:
+        console.print(f"validation accuracy: {val['accuracy']:.4f} (loss {val['loss']:.4f})")
+    elif "mae" in val:
+        console.print(f"validation MSE: {val['mse']:.4f}, MAE: {val['mae']:.4f}")
+    console.print(f"model saved to {cfg.output_dir}")
+
+
 @app.command("bt", context_settings={"allow_extra_args": True})
 def bt(recipe: str = typer.Argument(None, help="recipe YAML (kind: train-bt); optional"),
        overrides: list[str] = typer.Argument(None, help="dotted key=value overrides, e.g. train.lr=1e-5")) -> None:
     """Train a Bradley-Terry reward model (pairs, ties, N-way rankings)."""
+    run_guarded(lambda: _train("bt", recipe, overrides))
 
-    def run() -> None:
-        from rmforge.config import load_config
-        from rmforge.train.config import BTConfig
-        from rmforge.train.trainer import train_bt
 
-        path, extra = _split_args(recipe, overrides)
-        cfg = load_config(path, extra, cls=BTConfig)
-        if relaunch(cfg.launcher, ["train", "bt"] + ([path] if path else []) + extra):
-            return
-        summary = train_bt(cfg, console=console)
-        val = summary.get("validation") or {}
-        if "accuracy" in val:
-            console.print(f"validation accuracy: {val['accuracy']:.4f} (loss {val['loss']:.4f})")
-        console.print(f"model saved to {cfg.output_dir}")
-
-    run_guarded(run)
+@app.command("pointwise", context_settings={"allow_extra_args": True})
+def pointwise(recipe: str = typer.Argument(None, help="recipe YAML (kind: train-pointwise); optional"),
+              overrides: list[str] = typer.Argument(None, help="dotted key=value overrides")) -> None:
+    """Train a scalar / multi-attribute score regression model (e.g. HelpSteer2's five 0-4 attributes)."""
+    run_guarded(lambda: _train("pointwise", recipe, overrides))

@@ -82,8 +82,8 @@ class EvalConfig(ConfigModel):
     """Evaluate every N optimizer steps (0 = only at the end of each epoch)."""
     batch_size: int = Field(default=32, ge=1)
     """Pairs per forward pass during evaluation."""
-    metric: Literal["accuracy", "loss"] = "accuracy"
-    """Metric that picks the best checkpoint."""
+    metric: Literal["auto", "accuracy", "loss"] = "auto"
+    """Metric that picks the best checkpoint (auto: accuracy for bt, loss for pointwise)."""
     early_stopping_patience: int | None = None
     """Stop after this many evaluations without improvement (null = never)."""
 
@@ -186,3 +186,34 @@ class BTConfig(TrainBase):
     kind: Literal["train-bt"] = "train-bt"
     loss: LossConfig = Field(default_factory=LossConfig)
     """Objective."""
+
+
+class RegressionLossConfig(ConfigModel):
+    """Objective of the pointwise (score regression) trainer."""
+
+    kind: Literal["mse", "huber"] = "mse"
+    """Squared error, or Huber (robust to label noise)."""
+    huber_delta: float = Field(default=1.0, gt=0)
+    """Huber transition point, in score units."""
+
+
+@register_config("train-pointwise")
+class PointwiseConfig(TrainBase):
+    """Scalar / multi-attribute score regression (``rmforge train pointwise``)."""
+
+    kind: Literal["train-pointwise"] = "train-pointwise"
+    attributes: list[str] | None = None
+    """Attributes to predict, one head output each (null = every attribute found in the training data)."""
+    attribute_weights: dict[str, float] = Field(default_factory=dict)
+    """Weights combining the attributes into one reward (missing = 0; all empty = equal weights)."""
+    loss: RegressionLossConfig = Field(default_factory=RegressionLossConfig)
+    """Objective."""
+
+    def combine_weights(self, attributes: list[str]) -> list[float]:
+        """Weight per attribute, in head order."""
+        if not self.attribute_weights:
+            return [1.0 / len(attributes)] * len(attributes)
+        unknown = set(self.attribute_weights) - set(attributes)
+        if unknown:
+            raise ValueError(f"attribute_weights names unknown attributes {sorted(unknown)} (have {attributes})")
+        return [float(self.attribute_weights.get(a, 0.0)) for a in attributes]

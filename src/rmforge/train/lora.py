@@ -1,14 +1,9 @@
 """LoRA / QLoRA reward models through peft, with the reward head fully trained and saved.
 
-- :func:`apply_lora` wraps a loaded reward model in a peft ``SEQ_CLS`` model: LoRA on the linear
-  layers of the transformer, the whole head module (``score``, ``classifier``, ...) in
-  ``modules_to_save`` so it trains in full, everything else frozen.
-- :func:`save_lora_run` writes ``OUT/adapter/`` (adapter + head + tokenizer, base model recorded as a
-  resolved local folder) and the merged plain model into ``OUT`` itself, loadable without peft.
-- :func:`merge_run` (``rmforge export merge RUN_DIR OUT_DIR``) rebuilds the plain model from the base
-  model and the adapter; a run without an adapter but with a full model is copied as is.
-
-QLoRA (``quantize: 4bit | 8bit``) needs bitsandbytes and a CUDA GPU; load the model with
+:func:`apply_lora` puts LoRA on the transformer's linear layers and the whole head module in
+``modules_to_save`` (trained in full), the rest frozen. :func:`save_lora_run` writes ``OUT/adapter/``
+and the merged plain model into ``OUT`` (loadable without peft). :func:`merge_run` backs
+``rmforge export merge``. QLoRA needs bitsandbytes and a CUDA GPU: load the model with
 ``quantization_config=bnb_config(opts)`` before :func:`apply_lora`.
 """
 
@@ -29,7 +24,6 @@ from rmforge.fileio import atomic_dir, check_output
 
 ADAPTER_DIR = "adapter"
 ADAPTER_CONFIG = "adapter_config.json"
-PROVENANCE_FILES = ("manifest.json", "config.yaml")
 TRAINING_STATE = {"optimizer.pt", "scheduler.pt", "rng.pt", "trainer_state.json", "metrics.jsonl"}
 
 
@@ -54,25 +48,24 @@ class LoraOptions(ConfigModel):
 
 def is_peft_model(model: Any) -> bool:
     """True for a peft ``PeftModel`` (unwrap DDP first)."""
-    try:
-        from peft import PeftModel
-    except ImportError:  # pragma: no cover - peft is a dependency
-        return False
+    from peft import PeftModel
+
     return isinstance(model, PeftModel)
+
+
+def is_quantized(model: Any) -> bool:
+    """True for a model loaded in 4 or 8 bits (bitsandbytes)."""
+    return bool(getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False))
 
 
 def check_quantize(quantize: str) -> None:
     """Raise a clear RmforgeError when ``quantize`` is set but bitsandbytes or a CUDA GPU is missing."""
-    if quantize == "none":
-        return
     import importlib.util
 
-    missing = []
-    if importlib.util.find_spec("bitsandbytes") is None:
-        missing.append("the bitsandbytes package is not installed (pip install bitsandbytes)")
-    if not torch.cuda.is_available():
-        missing.append("no CUDA GPU is available")
-    if missing:
+    missing = [why for why, absent in (("the bitsandbytes package is not installed (pip install bitsandbytes)",
+                                         importlib.util.find_spec("bitsandbytes") is None),
+                                        ("no CUDA GPU is available", not torch.cuda.is_available())) if absent]
+    if quantize != "none" and missing:
         raise RmforgeError(f"lora.quantize={quantize} (QLoRA) needs bitsandbytes and a CUDA GPU: "
                            f"{'; '.join(missing)}. Set lora.quantize=none to train LoRA unquantised.")
 
@@ -89,13 +82,6 @@ def bnb_config(opts: LoraOptions) -> Any:
     compute = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                               bnb_4bit_compute_dtype=compute)
-
-
-def head_module(model: Any) -> str:
-    """Top-level name of the reward head module (the whole ``classifier`` for a composite head)."""
-    from rmforge.train.modeling import find_head
-
-    return find_head(model)[0].split(".")[0]
 
 
 def auto_target_modules(model: Any, head: str) -> list[str]:
@@ -115,28 +101,31 @@ def apply_lora(model: Any, opts: LoraOptions, *, gradient_checkpointing: bool | 
     ``gradient_checkpointing``: make the input embeddings' output require grad so that checkpointed
     blocks backpropagate into the adapters (default: on when the model already checkpoints). For
     QLoRA the model must have been loaded with ``quantization_config=bnb_config(opts)``.
+    The whole top-level head module (``classifier`` of a composite head) goes to ``modules_to_save``.
     Returns the PeftModel (its base model name is recorded as an absolute local path when local).
     """
-    from peft import LoraConfig, TaskType, get_peft_model, prepare_model_for_kbit_training
+    import peft
+
+    from rmforge.train.modeling import find_head
 
     check_quantize(opts.quantize)
     if is_peft_model(model):
         raise RmforgeError("apply_lora: the model already has adapters")
-    head = head_module(model)
-    if gradient_checkpointing is None:
+    head = find_head(model)[0].split(".")[0]
+    if gradient_checkpointing is None:  # follow the model
         gradient_checkpointing = bool(getattr(model, "is_activation_checkpointing", False))
     if opts.quantize != "none":
-        if not (getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False)):
+        if not is_quantized(model):
             raise RmforgeError(f"lora.quantize={opts.quantize}: load the model with "
                                "quantization_config=rmforge.train.lora.bnb_config(opts) first")
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+        model = peft.prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
     if gradient_checkpointing:
         model.enable_input_require_grads()
     targets = auto_target_modules(model, head) if opts.target_modules == "auto" else list(opts.target_modules)
-    config = LoraConfig(task_type=TaskType.SEQ_CLS, r=opts.r, lora_alpha=opts.alpha, lora_dropout=opts.dropout,
+    config = peft.LoraConfig(task_type=peft.TaskType.SEQ_CLS, r=opts.r, lora_alpha=opts.alpha, lora_dropout=opts.dropout,
                         target_modules=targets, bias=opts.bias, modules_to_save=[head])
     try:
-        peft_model = get_peft_model(model, config)
+        peft_model = peft.get_peft_model(model, config)
     except ValueError as exc:
         raise RmforgeError(f"cannot apply LoRA (target_modules={targets}): {exc}") from None
     peft_model.peft_config[peft_model.active_adapter].base_model_name_or_path = _base_path(model)
@@ -152,7 +141,7 @@ def load_adapter_weights(model: Any, folder: str | Path) -> None:
     from safetensors.torch import load_file
 
     file = Path(folder) / "adapter_model.safetensors"
-    if not file.exists():
+    if not file.is_file():
         raise RmforgeError(f"{folder}: no adapter_model.safetensors")
     result = set_peft_model_state_dict(model, load_file(str(file)))
     if result.unexpected_keys:
@@ -174,10 +163,8 @@ def save_lora_run(model: Any, tokenizer: Any, out_dir: str | Path) -> Path:
     model.peft_config[model.active_adapter].base_model_name_or_path = _base_path(base)
     model.save_pretrained(str(adapter), safe_serialization=True, save_embedding_layers=_resized(base))
     tokenizer.save_pretrained(str(adapter))
-    if getattr(base, "is_loaded_in_4bit", False) or getattr(base, "is_loaded_in_8bit", False):
-        merged, _ = merge_adapter(adapter)
-    else:
-        merged = _clean(copy.deepcopy(model).merge_and_unload(), tokenizer)
+    merged = merge_adapter(adapter)[0] if is_quantized(base) else copy.deepcopy(model).merge_and_unload()
+    _clean(merged, tokenizer)
     merged.save_pretrained(str(out), safe_serialization=True)
     tokenizer.save_pretrained(str(out))
     return out
@@ -185,17 +172,13 @@ def save_lora_run(model: Any, tokenizer: Any, out_dir: str | Path) -> Path:
 
 def find_adapter(folder: str | Path) -> Path | None:
     """``folder/adapter`` or ``folder`` itself when it holds an ``adapter_config.json``, else None."""
-    folder = Path(folder)
-    for cand in (folder / ADAPTER_DIR, folder):
-        if (cand / ADAPTER_CONFIG).is_file():
-            return cand
-    return None
+    return next((d for d in (Path(folder) / ADAPTER_DIR, Path(folder)) if (d / ADAPTER_CONFIG).is_file()), None)
 
 
 def merge_adapter(adapter_dir: str | Path) -> tuple[Any, Any]:
     """Load the base model recorded in the adapter, apply the adapter, merge: ``(plain model, tokenizer)``."""
+    import transformers as tf
     from peft import PeftModel
-    from transformers import AutoConfig, AutoModelForSequenceClassification
 
     from rmforge.models import resolve_model
     from rmforge.train.modeling import quiet_transformers
@@ -206,10 +189,11 @@ def merge_adapter(adapter_dir: str | Path) -> tuple[Any, Any]:
         raise RmforgeError(f"{adapter / ADAPTER_CONFIG}: no base_model_name_or_path recorded")
     try:
         path = resolve_model(base)
-        tokenizer = _tokenizer([adapter, adapter.parent], path)
-        config = AutoConfig.from_pretrained(path, num_labels=1)
+        tok_dir = next((d for d in (adapter, adapter.parent) if (d / "tokenizer_config.json").is_file()), path)
+        tokenizer = tf.AutoTokenizer.from_pretrained(str(tok_dir))
+        config = tf.AutoConfig.from_pretrained(path, num_labels=1)
         with quiet_transformers():
-            model = AutoModelForSequenceClassification.from_pretrained(path, config=config, dtype=torch.float32)
+            model = tf.AutoModelForSequenceClassification.from_pretrained(path, config=config, dtype=torch.float32)
     except (RmforgeError, OSError, ValueError) as exc:
         raise RmforgeError(f"{adapter}: cannot load the base model '{base}' recorded in {ADAPTER_CONFIG}: "
                            f"{exc}") from None
@@ -237,7 +221,8 @@ def merge_run(run_dir: str | Path, out_dir: str | Path, overwrite: bool = False)
     if out.resolve() == run.resolve():
         raise RmforgeError(f"{out}: the output folder must differ from the run folder")
     adapter = find_adapter(run)
-    full = _weight_files(run) if (run / "config.json").is_file() else []
+    weights = [*run.glob("*.safetensors"), *run.glob("pytorch_model*.bin")]
+    full = (run / "config.json").is_file() and any(not f.name.startswith("adapter_model") for f in weights)
     if adapter is None and not full:
         raise RmforgeError(f"{run}: nothing to export: no LoRA adapter ({ADAPTER_DIR}/{ADAPTER_CONFIG} or "
                            f"{ADAPTER_CONFIG}) and no full model (config.json + *.safetensors / pytorch_model.bin)")
@@ -251,7 +236,7 @@ def merge_run(run_dir: str | Path, out_dir: str | Path, overwrite: bool = False)
             info.update(mode="merged", adapter=str(adapter.resolve()), base_model=model.config._name_or_path)
         else:
             for item in run.iterdir():
-                if item.is_file() and item.name not in TRAINING_STATE and item.name not in PROVENANCE_FILES:
+                if item.is_file() and item.name not in {*TRAINING_STATE, "manifest.json", "config.yaml"}:
                     shutil.copy2(item, tmp / item.name)
             info.update(mode="copied")
         _provenance(run, adapter, tmp, info)
@@ -275,10 +260,7 @@ def _resized(base: Any) -> bool:
     if (path / "config.json").is_file():
         from transformers import AutoConfig
 
-        try:
-            return AutoConfig.from_pretrained(str(path)).get_text_config().vocab_size != rows
-        except (OSError, ValueError):
-            pass
+        return AutoConfig.from_pretrained(str(path)).get_text_config().vocab_size != rows
     return bool((getattr(base, "rmforge_info", None) or {}).get("pad_added"))
 
 
@@ -289,52 +271,29 @@ def _saved_embedding_rows(model: Any, adapter: Path) -> int | None:
     file = adapter / "adapter_model.safetensors"
     if not file.is_file():
         return None
-    emb = model.get_input_embeddings()
-    name = next(n for n, m in model.named_modules() if m is emb)
+    name = next(n for n, m in model.named_modules() if m is model.get_input_embeddings())
     with safe_open(str(file), framework="pt") as fh:
-        for key in fh.keys():
-            if key.endswith(f"{name}.weight"):
-                return fh.get_slice(key).get_shape()[0]
-    return None
-
-
-def _tokenizer(folders: list[Path], base: str) -> Any:
-    from transformers import AutoTokenizer
-
-    for folder in folders:
-        if (folder / "tokenizer_config.json").is_file():
-            return AutoTokenizer.from_pretrained(str(folder))
-    return AutoTokenizer.from_pretrained(base)
+        keys = [k for k in fh.keys() if k.endswith(f"{name}.weight")]  # noqa: SIM118
+        return fh.get_slice(keys[0]).get_shape()[0] if keys else None
 
 
 def _clean(model: Any, tokenizer: Any) -> Any:
     """A merged model as a plain checkpoint: no peft/quantisation leftovers, the tokenizer's pad id."""
-    for obj in {id(model.config): model.config, id(model.config.get_text_config()): model.config.get_text_config()}.values():
+    for obj in {id(c): c for c in (model.config, model.config.get_text_config())}.values():
         for key in [k for k in vars(obj) if "peft" in k.lower() or k == "quantization_config"]:
             delattr(obj, key)
         obj.pad_token_id = tokenizer.pad_token_id
-    for attr in ("peft_config", "hf_quantizer"):
-        if getattr(model, attr, None) is not None:
-            setattr(model, attr, None)
-    model._hf_peft_config_loaded = False
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer = None  # a plain float checkpoint now
     return model
-
-
-def _weight_files(folder: Path) -> list[Path]:
-    files = list(folder.glob("*.safetensors")) + list(folder.glob("pytorch_model*.bin"))
-    return [f for f in files if not f.name.startswith("adapter_model")]
 
 
 def _provenance(run: Path, adapter: Path | None, tmp: Path, info: dict) -> None:
     """Copy config.yaml and write manifest.json (the run's, if any) with ``merged_from`` added."""
-    sources = [run] + ([adapter.parent] if adapter is not None and adapter == run else [])
-    manifest: dict[str, Any] = {}
-    for src in sources:
-        if (src / "config.yaml").is_file() and not (tmp / "config.yaml").exists():
-            shutil.copy2(src / "config.yaml", tmp / "config.yaml")
-        if not manifest and (src / "manifest.json").is_file():
-            manifest = json.loads((src / "manifest.json").read_text(encoding="utf-8"))
-    manifest["merged_from"] = info["source"]
-    if "base_model" in info:
-        manifest["base_model"] = info["base_model"]
+    src = run.parent if adapter == run and run.name == ADAPTER_DIR else run  # RUN/adapter given directly
+    if (src / "config.yaml").is_file():
+        shutil.copy2(src / "config.yaml", tmp / "config.yaml")
+    found = src / "manifest.json"
+    manifest = json.loads(found.read_text(encoding="utf-8")) if found.is_file() else {}
+    manifest.update({k: info[k] for k in ("base_model",) if k in info}, merged_from=info["source"])
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")

@@ -16,25 +16,40 @@ from rmforge.train.tokenize import Encoded, EncodedSample
 
 
 @torch.no_grad()
-def score_encodings(model, encodings: Sequence[Encoded], pad_id: int, batch_size: int = 32,
-                    device=None, autocast=None) -> list[float]:
-    """Reward of every encoded row, in input order."""
+def model_outputs(model, encodings: Sequence[Encoded], pad_id: int, batch_size: int = 32, device=None,
+                  autocast=None) -> list[list[float]]:
+    """All head outputs of every encoded row (``[num_labels]`` each), in input order."""
     was_training = model.training
     model.eval()
     device = device or next(model.parameters()).device
     order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].input_ids))
-    out = [math.nan] * len(encodings)
+    out: list[list[float]] = [[math.nan]] * len(encodings)
     try:
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             batch = {k: v.to(device) for k, v in collate([encodings[i] for i in idx], pad_id).items()}
             with autocast() if autocast is not None else _null():
                 logits = model(**batch).logits
-            for i, r in zip(idx, logits[:, 0].float().tolist()):
-                out[i] = r
+            for i, row in zip(idx, logits.float().tolist()):
+                out[i] = row
     finally:
         model.train(was_training)
     return out
+
+
+def reward_weights(model) -> list[float] | None:
+    """Attribute weights saved in the model config by the pointwise trainer (None = single output)."""
+    return getattr(model.config, "rmforge_reward_weights", None)
+
+
+def score_encodings(model, encodings: Sequence[Encoded], pad_id: int, batch_size: int = 32,
+                    device=None, autocast=None) -> list[float]:
+    """Reward of every encoded row, in input order: output 0, or the weighted attribute sum."""
+    weights = reward_weights(model)
+    rows = model_outputs(model, encodings, pad_id, batch_size, device, autocast)
+    if weights:
+        return [sum(w * v for w, v in zip(weights, row)) for row in rows]
+    return [row[0] for row in rows]
 
 
 def score_samples(model, samples: Sequence[EncodedSample], pad_id: int, batch_size: int = 32,
@@ -65,6 +80,24 @@ def pair_eval_metrics(samples: Sequence[EncodedSample], rewards: list[list[float
     metrics = {"loss": float(loss)}
     metrics.update(pair_metrics(rc, rr, tie=tie))
     return metrics
+
+
+def pointwise_eval_metrics(samples: Sequence[EncodedSample], outputs: list[list[float]],
+                           attributes: list[str]) -> dict[str, float]:
+    """MSE and MAE over present attributes, plus MAE per attribute."""
+    err_sq, err_abs, n = 0.0, 0.0, 0
+    per = {a: [0.0, 0] for a in attributes}
+    for s, row in zip(samples, outputs):
+        for a, target, pred in zip(attributes, s.scores or [], row):
+            if not math.isnan(target):
+                d = pred - target
+                err_sq, err_abs, n = err_sq + d * d, err_abs + abs(d), n + 1
+                per[a][0] += abs(d)
+                per[a][1] += 1
+    if not n:
+        return {}
+    return {"loss": err_sq / n, "mse": err_sq / n, "mae": err_abs / n,
+            **{f"mae_{a}": v / c for a, (v, c) in per.items() if c}}
 
 
 class _null:

@@ -18,13 +18,13 @@ from rmforge import __version__
 from rmforge.config import dump_config
 from rmforge.errors import RmforgeError
 from rmforge.train import checkpoint as ckpt_io
-from rmforge.train.batching import nway_batch, pair_batch
-from rmforge.train.config import BTConfig
+from rmforge.train.batching import nway_batch, pair_batch, pointwise_batch
+from rmforge.train.config import TrainBase
 from rmforge.train.engine import Engine
-from rmforge.train.losses import pairwise_loss, plackett_luce_loss
+from rmforge.train.losses import pairwise_loss, plackett_luce_loss, regression_loss
 from rmforge.train.metrics import MetricsLog, Window, peak_memory_mb
 from rmforge.train.sampler import epoch_batches, split_micro
-from rmforge.train.scoring import pair_eval_metrics, score_samples
+from rmforge.train.scoring import model_outputs, pair_eval_metrics, pointwise_eval_metrics, score_samples
 
 
 @dataclass
@@ -39,14 +39,18 @@ class Prepared:
     stats: dict = field(default_factory=dict)
     fingerprints: dict = field(default_factory=dict)
     model_info: dict = field(default_factory=dict)
+    attributes: list[str] | None = None
+    """Pointwise trainer: attribute per head output."""
 
 
-def prepare(cfg: BTConfig, allowed_kinds=("pair", "nway"), progress: bool = True) -> Prepared:
+def prepare(cfg: TrainBase, progress: bool = True) -> Prepared:
     """Load data and model, encode with the length policy; fail early with actionable messages."""
     from rmforge.train.data import fingerprint, holdout, read_any
     from rmforge.train.modeling import load_reward_model
-    from rmforge.train.tokenize import RewardEncoder
+    from rmforge.train.tokenize import RewardEncoder, attribute_names
 
+    pointwise = cfg.kind == "train-pointwise"
+    allowed_kinds = ("pointwise",) if pointwise else ("pair", "nway")
     if not cfg.data.train:
         raise RmforgeError("no training data: set data.train=PATH (canonical file, or data.format=CONVERTER)")
     train = read_any(cfg.data.train, cfg.data.format, cfg.data.fields, cfg.data.options, cfg.data.limit)
@@ -62,19 +66,31 @@ def prepare(cfg: BTConfig, allowed_kinds=("pair", "nway"), progress: bool = True
         hint = "rmforge train pointwise" if "pointwise" in bad else "rmforge train bt"
         raise RmforgeError(f"{cfg.data.train} holds {', '.join(sorted(bad))} samples, which this trainer cannot "
                            f"use (it takes {', '.join(allowed_kinds)}); use {hint}")
-    loaded = load_reward_model(cfg.model, head_init_std=cfg.model_options.head_init_std,
-                               dropout=cfg.model_options.dropout)
+    attributes = (cfg.attributes or attribute_names(train)) if pointwise else None
+    if pointwise and not attributes:
+        raise RmforgeError(f"{cfg.data.train}: pointwise samples carry no scores")
+    loaded = load_reward_model(cfg.model, num_labels=len(attributes) if pointwise else 1,
+                               head_init_std=cfg.model_options.head_init_std, dropout=cfg.model_options.dropout)
+    if pointwise:
+        try:
+            weights = cfg.combine_weights(attributes)
+        except ValueError as exc:
+            raise RmforgeError(str(exc)) from None
+        loaded.model.config.rmforge_reward_weights = weights
+        loaded.model.config.id2label = dict(enumerate(attributes))
+        loaded.model.config.label2id = {a: i for i, a in enumerate(attributes)}
     encoder = RewardEncoder(loaded.tokenizer, cfg.max_length, cfg.length_policy,
                             chat_template=cfg.model_options.chat_template, append_eos=cfg.model_options.append_eos)
-    train_enc, train_stats = encoder.encode_dataset(train, progress=progress)
-    val_enc, val_stats = encoder.encode_dataset(val, progress=False)
+    train_enc, train_stats = encoder.encode_dataset(train, progress=progress, attributes=attributes)
+    val_enc, val_stats = encoder.encode_dataset(val, progress=False, attributes=attributes)
     if not train_enc:
         raise RmforgeError(f"no training sample is left after the length policy ({train_stats}); raise "
                            f"max_length (now {cfg.max_length}) or use length_policy=truncate_prompt")
     stats = {"train": {"samples": len(train), **train_stats.as_dict()},
              "validation": {"samples": len(val), **val_stats.as_dict()}}
     return Prepared(loaded.model, loaded.tokenizer, encoder, train_enc, val_enc, stats,
-                    {"train": fingerprint(train), "validation": fingerprint(val)}, loaded.info.to_dict())
+                    {"train": fingerprint(train), "validation": fingerprint(val)}, loaded.info.to_dict(),
+                    attributes)
 
 
 def _param_groups(model, weight_decay: float):
@@ -89,11 +105,19 @@ def _param_groups(model, weight_decay: float):
 def batch_loss(model, items, pad_id: int, loss_cfg, device) -> tuple[torch.Tensor, dict]:
     """Summed loss over the samples of one homogeneous micro-batch, plus running statistics."""
     kind = items[0].kind
-    builder = pair_batch if kind == "pair" else nway_batch
+    builder = {"pair": pair_batch, "nway": nway_batch, "pointwise": pointwise_batch}[kind]
     batch, meta = builder(items, pad_id)
     batch = {k: v.to(device) for k, v in batch.items()}
-    rewards = model(**batch).logits[:, 0].float()
     n = len(items)
+    if kind == "pointwise":
+        pred = model(**batch).logits.float()
+        loss, m = regression_loss(pred, meta["targets"].to(device), kind=loss_cfg.kind,
+                                  huber_delta=loss_cfg.huber_delta)
+        det = pred.detach()
+        return loss * n, {"loss_sum": float(loss.detach()) * n, "samples": n, "mae_sum": float(m["mae"]) * n,
+                          "tokens": int(batch["attention_mask"].sum()), "r_sum": float(det[:, 0].sum()),
+                          "r_count": n, "r_min": float(det.min()), "r_max": float(det.max())}
+    rewards = model(**batch).logits[:, 0].float()
     if kind == "pair":
         rc, rr = rewards[:n], rewards[n:]
         tie = meta["tie"].to(device)
@@ -115,7 +139,7 @@ def batch_loss(model, items, pad_id: int, loss_cfg, device) -> tuple[torch.Tenso
     return loss * n, stats
 
 
-def train_bt(cfg: BTConfig, console=None) -> dict:
+def train_bt(cfg: TrainBase, console=None) -> dict:
     """Train, evaluate and save a reward model; returns the final summary (also in the manifest)."""
     engine = Engine(cfg.train.precision)
     out, resume_from = ckpt_io.prepare_run_dir(cfg.output_dir, cfg.overwrite, cfg.resume) if engine.is_main \
@@ -210,15 +234,13 @@ def _evaluate(cfg, engine, model, prep, state, log, out, final: bool = False) ->
         engine.barrier()
         return False
     net = engine.unwrap(model)
-    rewards = score_samples(net, prep.validation, prep.tokenizer.pad_token_id, cfg.eval.batch_size,
-                            engine.device, engine.autocast)
-    metrics = pair_eval_metrics(prep.validation, rewards, cfg.loss.tie_model, cfg.loss.tie_param)
+    metrics = validation_metrics(cfg, engine, net, prep)
     log.write({"event": "eval", "step": state["step"], **{f"eval_{k}": v for k, v in metrics.items()}})
-    value = metrics.get(cfg.eval.metric)
+    metric = best_metric(cfg)
+    value = metrics.get(metric)
     stop = False
     if value is not None and not math.isnan(value):
-        better = state["best"] is None or (value > state["best"] if cfg.eval.metric == "accuracy"
-                                           else value < state["best"])
+        better = state["best"] is None or (value > state["best"] if metric == "accuracy" else value < state["best"])
         if better:
             state.update(best=value, best_step=state["step"], bad_evals=0)
             if cfg.checkpoint.save_best and not final:
@@ -231,6 +253,23 @@ def _evaluate(cfg, engine, model, prep, state, log, out, final: bool = False) ->
                 log.write({"event": "early_stop", "step": state["step"], "best_step": state["best_step"]})
     engine.barrier()
     return stop
+
+
+def best_metric(cfg) -> str:
+    if cfg.eval.metric != "auto":
+        return cfg.eval.metric
+    return "loss" if cfg.kind == "train-pointwise" else "accuracy"
+
+
+def validation_metrics(cfg, engine, net, prep) -> dict:
+    """Metrics of the current model on the validation set (pairs: accuracy/margin; pointwise: MSE/MAE)."""
+    pad = prep.tokenizer.pad_token_id
+    if prep.attributes is not None:
+        outputs = model_outputs(net, [s.encodings[0] for s in prep.validation], pad, cfg.eval.batch_size,
+                                engine.device, engine.autocast)
+        return pointwise_eval_metrics(prep.validation, outputs, prep.attributes)
+    rewards = score_samples(net, prep.validation, pad, cfg.eval.batch_size, engine.device, engine.autocast)
+    return pair_eval_metrics(prep.validation, rewards, cfg.loss.tie_model, cfg.loss.tie_param)
 
 
 def _checkpoint(cfg, engine, model, tok, optimizer, scheduler, state, out) -> None:
@@ -272,7 +311,13 @@ def _finish(cfg, engine, model, prep, state, log, out) -> dict:
         rewards = score_samples(net, prep.validation, prep.tokenizer.pad_token_id, cfg.eval.batch_size,
                                 engine.device, engine.autocast) if prep.validation else []
         flat = [r for rs in rewards for r in rs]
-        summary["validation"] = pair_eval_metrics(prep.validation, rewards) if rewards else {}
+        summary["validation"] = validation_metrics(cfg, engine, net, prep) if rewards else {}
+        pairs = [(s, r) for s, r in zip(prep.validation, rewards) if s.kind == "pair"]
+        if pairs:
+            from rmforge.train.plot import save_validation_rewards
+
+            save_validation_rewards(out, [r[0] for _, r in pairs], [r[1] for _, r in pairs],
+                                    [str(s.index) for s, _ in pairs])
         mean = sum(flat) / len(flat) if flat else 0.0
         std = math.sqrt(sum((r - mean) ** 2 for r in flat) / len(flat)) if flat else 1.0
         manifest = {
@@ -282,7 +327,8 @@ def _finish(cfg, engine, model, prep, state, log, out) -> dict:
             "length_policy": cfg.length_policy, "normalization": {"mean": mean, "std": std or 1.0,
                                                                    "source": "validation rewards"},
             "data": {"fingerprints": prep.fingerprints, **prep.stats}, "precision": engine.precision,
-            "world_size": engine.world, "summary": summary,
+            "world_size": engine.world, "summary": summary, "attributes": prep.attributes,
+            "reward_weights": getattr(net.config, "rmforge_reward_weights", None),
         }
         ckpt_io.save_final(out, net, prep.tokenizer, dump_config(cfg), manifest)
         log.write({"event": "end", **summary})

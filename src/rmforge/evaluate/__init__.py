@@ -1,0 +1,79 @@
+"""Reward-model evaluation (issue 5): ``evaluate(model, benchmark="preference", data=...)``.
+
+``model`` is an rmforge run directory, a Hugging Face folder, an embedded name (``minilm-l6``,
+``smollm2-135m``: scored with a seeded untrained head) or a :class:`Scorer`; ``data`` a file path
+(canonical, or any layout a converter reads with ``format=NAME``) or a list of samples.
+Benchmarks available: ``preference``. RewardBench 1/2 and RM-Bench are not yet available.
+
+The package itself is callable, so ``import rmforge.evaluate; rmforge.evaluate(model, data=...)``
+works as the issue's Python API describes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import types
+from typing import Any, Sequence
+
+from rmforge.errors import ConfigError, RmforgeError
+from rmforge.evaluate.preference import PreferenceResult, evaluate_preference
+from rmforge.evaluate.scorer import Scorer, load_scorer
+from rmforge.evaluate.stats import Accuracy, accuracy_with_ci, bootstrap_ci
+
+BENCHMARKS = ("preference",)
+PLANNED = ("rewardbench", "rewardbench2", "rm-bench")
+_SCORER_KW = ("max_length", "batch_size", "precision", "device", "length_policy")
+_EVAL_KW = ("group_by", "n_boot", "seed", "alpha")
+
+__all__ = ["Accuracy", "BENCHMARKS", "PreferenceResult", "Scorer", "accuracy_with_ci", "bootstrap_ci", "evaluate",
+           "evaluate_preference", "load_data", "load_scorer"]
+
+
+def load_data(data: str | os.PathLike | Sequence[Any], fmt: str = "canonical", limit: int | None = None) -> list:
+    """Samples from a path (``fmt``: canonical or a converter name) or a list of samples/records."""
+    from rmforge.data.schema import Sample
+
+    if isinstance(data, (str, os.PathLike)):
+        from rmforge.train.data import read_any
+
+        return read_any(str(data), fmt, limit=limit)
+    out = [s if isinstance(s, Sample) else Sample.model_validate(s) for s in data]
+    return out[:limit] if limit else out
+
+
+def evaluate(model: str | os.PathLike | Scorer, benchmark: str = "preference", data=None, *,
+             format: str = "canonical", limit: int | None = None, **kw) -> PreferenceResult:
+    """Evaluate ``model`` on ``data``; keyword options go to :func:`load_scorer` (max_length,
+    batch_size, precision, device, length_policy) and to :func:`evaluate_preference` (group_by,
+    n_boot, seed, alpha)."""
+    name = benchmark.lower().replace("_", "-")
+    if name in PLANNED or name in ("rewardbench1", "rmbench"):
+        raise RmforgeError(f"not yet available: {benchmark} (benchmarks available now: {', '.join(BENCHMARKS)})")
+    if name not in BENCHMARKS:
+        raise ConfigError(f"unknown benchmark '{benchmark}': {', '.join(BENCHMARKS + PLANNED)}")
+    unknown = set(kw) - set(_SCORER_KW) - set(_EVAL_KW)
+    if unknown:
+        raise ConfigError(f"unknown option(s) for evaluate: {', '.join(sorted(unknown))}")
+    if data is None:
+        raise ConfigError("evaluate needs data=PATH or a list of samples")
+    samples = load_data(data, format, limit)
+    scorer_kw = {k: v for k, v in kw.items() if k in _SCORER_KW}
+    if isinstance(model, Scorer):
+        if scorer_kw:
+            raise ConfigError(f"{', '.join(scorer_kw)} cannot change an existing Scorer; pass the model name instead")
+        scorer = model
+    else:
+        scorer = load_scorer(model, **scorer_kw)
+    return evaluate_preference(scorer, samples, data=str(data) if isinstance(data, (str, os.PathLike)) else None,
+                               **{k: v for k, v in kw.items() if k in _EVAL_KW})
+
+
+class _CallableModule(types.ModuleType):
+    """Lets ``rmforge.evaluate(...)`` call :func:`evaluate`."""
+
+    def __call__(self, *args, **kwargs):
+        return evaluate(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,224 @@
+"""Load a reward model for evaluation with exactly the encoding it was trained with.
+
+:func:`load_scorer` accepts
+
+* an rmforge run directory (``manifest.json`` + ``config.yaml``, also a checkpoint folder inside
+  ``RUN/checkpoints/``): the training-time :class:`~rmforge.train.tokenize.RewardEncoder` is rebuilt
+  from the manifest (max_length, length policy, format, append_eos, system prompt, template kwargs)
+  and the chat template is checked against the recorded SHA-256 (the config's custom template file
+  or string when it still matches, else the tokenizer's own; neither matching is an error);
+* any Hugging Face folder, embedded name (``minilm-l6``, ``smollm2-135m``), GGUF file or hub id:
+  defaults ``max_length=512``, ``truncate_prompt``, the tokenizer's own template. A model without a
+  reward head gets a new one initialised under ``torch.manual_seed(0)`` (the global RNG is left
+  untouched), so an "untrained baseline" scores the same on every run.
+
+Scoring goes through :func:`rmforge.train.scoring.score_samples` (length-sorted batches, results in
+input order), so rewards do not depend on the batch size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from rmforge.data.schema import Sample
+from rmforge.errors import ConfigError, RmforgeError
+from rmforge.train.tokenize import EncodedSample, EncodeStats, RewardEncoder, resolve_template
+
+DEFAULT_MAX_LENGTH = 512
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+HEAD_SEED = 0
+"""Seed under which a new (untrained) reward head is initialised."""
+
+
+@dataclass
+class Scorer:
+    """A reward model, its tokenizer and the encoder that feeds it; see :meth:`score_samples`."""
+
+    model: Any
+    tokenizer: Any
+    encoder: RewardEncoder
+    name: str
+    batch_size: int = 32
+    precision: str = "fp32"
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    info: dict[str, Any] = field(default_factory=dict)
+    """Source, run-dir flag, head_initialised, encoding (for result files)."""
+    seconds: float = 0.0
+    """Wall time of the last :meth:`score_samples` call (encoding + forward passes)."""
+
+    def _autocast(self):
+        dtype = PRECISIONS[self.precision]
+        return torch.autocast(self.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+    def encode(self, samples: Sequence[Sample]) -> tuple[list[EncodedSample], EncodeStats]:
+        """Encode with the length policy; drops are counted in the stats."""
+        return self.encoder.encode_dataset(samples)
+
+    def score_encoded(self, encoded: Sequence[EncodedSample]) -> list[list[float]]:
+        """Rewards per encoded sample (length-sorted batches, input order)."""
+        from rmforge.train.scoring import score_samples
+
+        if not encoded:
+            return []
+        autocast = self._autocast if PRECISIONS[self.precision] is not None else None
+        return score_samples(self.model, encoded, self.tokenizer.pad_token_id, self.batch_size, self.device,
+                             autocast)
+
+    def score_samples(self, samples: Sequence[Sample]) -> tuple[list[list[float] | None], EncodeStats]:
+        """Rewards per input sample (one per response, in sample order), ``None`` for a dropped
+        sample; the stats count kept, truncated and dropped samples by reason."""
+        start = time.perf_counter()
+        encoded, stats = self.encode(samples)
+        rewards = self.score_encoded(encoded)
+        out: list[list[float] | None] = [None] * len(samples)
+        for enc, r in zip(encoded, rewards):
+            out[enc.index] = r
+        self.seconds = time.perf_counter() - start
+        return out, stats
+
+
+def load_scorer(model: str | os.PathLike, *, max_length: int | None = None, batch_size: int = 32,
+                precision: str = "fp32", device: str | None = None, length_policy: str | None = None) -> Scorer:
+    """A :class:`Scorer` for a run directory, a model folder, an embedded name or a hub id.
+
+    ``max_length``/``length_policy`` override the run's (or the defaults 512 / truncate_prompt);
+    ``precision``: fp32, bf16 or fp16 autocast; ``device``: default cuda when available, else cpu.
+    """
+    from rmforge.train.modeling import load_reward_model
+
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, not '{precision}'")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, not {batch_size}")
+    name = str(model)
+    manifest_path = find_manifest(name)
+    manifest = _read_manifest(manifest_path) if manifest_path else None
+    num_labels = _num_labels(name)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(HEAD_SEED)
+        loaded = load_reward_model(name, num_labels=num_labels)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    net = loaded.model.to(dev).eval()
+    if manifest is not None:
+        encoder = _run_encoder(manifest_path.parent, manifest, loaded.tokenizer, max_length, length_policy)
+    else:
+        encoder = _build_encoder(loaded.tokenizer, max_length or DEFAULT_MAX_LENGTH,
+                                 length_policy or "truncate_prompt")
+    info = {"model": name, "source": loaded.info.source, "run_dir": str(manifest_path.parent) if manifest_path else None,
+            "architecture": loaded.info.architecture, "head_initialised": loaded.info.head_initialised,
+            "head_seed": HEAD_SEED if loaded.info.head_initialised else None, "encoding": encoder.info(),
+            "precision": precision}
+    return Scorer(net, loaded.tokenizer, encoder, name, batch_size, precision, dev, info)
+
+
+def find_manifest(model: str) -> Path | None:
+    """``manifest.json`` of a run directory given as the run itself or one of its checkpoints."""
+    path = Path(os.path.expanduser(model))
+    if not path.is_dir():
+        return None
+    for cand in (path, path.parent.parent if path.parent.name == "checkpoints" else None):
+        if cand is not None and (cand / "manifest.json").is_file() and (cand / "config.yaml").is_file():
+            return cand / "manifest.json"
+    return None
+
+
+def _read_manifest(path: Path) -> dict:
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RmforgeError(f"{path}: unreadable run manifest: {exc}") from None
+    if not isinstance(manifest.get("encoding"), dict):
+        raise RmforgeError(f"{path}: the manifest has no 'encoding' section (not an rmforge run directory?)")
+    return manifest
+
+
+def _num_labels(name: str) -> int:
+    """Keep a trained classification head's width (a base model gets a 1-output head)."""
+    config = Path(os.path.expanduser(name)) / "config.json"
+    if not config.is_file():
+        return 1
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return 1
+    if not any(str(a).endswith("ForSequenceClassification") for a in data.get("architectures") or ()):
+        return 1
+    return len(data.get("id2label") or {}) or int(data.get("num_labels", 1))
+
+
+def _build_encoder(tokenizer, max_length: int, length_policy: str, **kw) -> RewardEncoder:
+    try:
+        return RewardEncoder(tokenizer, max_length, length_policy, **kw)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _sha(text: str | None) -> str | None:
+    return hashlib.sha256(text.encode()).hexdigest() if text else None
+
+
+def _run_encoder(run: Path, manifest: dict, tokenizer, max_length: int | None,
+                 length_policy: str | None) -> RewardEncoder:
+    """The training-time encoder of ``run`` (max_length/length_policy may be overridden)."""
+    from rmforge.config import read_yaml
+
+    enc = manifest["encoding"]
+    fmt = enc.get("format")
+    cfg_template = (read_yaml(run / "config.yaml").get("model_options") or {}).get("chat_template")
+    template = _run_template(run, fmt, enc.get("chat_template_sha256"), cfg_template, tokenizer)
+    pad = manifest.get("pad_token_id")
+    if pad is not None and pad != tokenizer.pad_token_id:
+        raise RmforgeError(f"{run}: the run was trained with pad token id {pad} but its tokenizer now gives "
+                           f"{tokenizer.pad_token_id}; the folder's tokenizer files were changed")
+    encoder = _build_encoder(tokenizer, max_length or enc.get("max_length") or manifest.get("max_length"),
+                             length_policy or enc.get("length_policy") or manifest.get("length_policy"),
+                             chat_template=template, append_eos=bool(enc.get("append_eos", True)),
+                             system_prompt=enc.get("system_prompt"), encoder=fmt == "pair" if fmt else None,
+                             template_kwargs=enc.get("template_kwargs") or {})
+    got = encoder.info()
+    for key in ("format", "chat_template_sha256", "eos_token_id"):
+        if key in enc and got[key] != enc[key]:
+            raise RmforgeError(f"{run}: cannot rebuild the training encoding ({key} was {enc[key]!r}, "
+                               f"now {got[key]!r})")
+    return encoder
+
+
+def _run_template(run: Path, fmt: str | None, want: str | None, cfg_template: str | None, tokenizer) -> str | None:
+    """The ``chat_template`` argument that reproduces the run's template (SHA-256 checked)."""
+    if fmt == "pair":
+        return None
+    if fmt == "plain":
+        return "none"
+    custom = cfg_template is not None and cfg_template.strip().lower() != "none"
+    if not custom and cfg_template is not None:
+        return "none"
+    tried: list[tuple[str, str | None]] = []
+    if custom:
+        if "{{" in cfg_template or "{%" in cfg_template:
+            tried.append(("the config's template string", cfg_template))
+        else:
+            for path in (Path(cfg_template).expanduser(), run / cfg_template, run / Path(cfg_template).name):
+                if path.is_file():
+                    tried.append((f"template file {path}", str(path)))
+                    break
+    tried.append(("the tokenizer's own template", None))
+    if want is None and not custom:
+        return None
+    for _, arg in tried:
+        if want is None or _sha(resolve_template(tokenizer, arg)) == want:
+            return arg
+    seen = "; ".join(f"{label}: sha256 {(_sha(resolve_template(tokenizer, arg)) or 'none')[:12]}"
+                     for label, arg in tried)
+    missing = "" if not custom or len(tried) > 1 else f" (custom template '{cfg_template}' not found)"
+    raise RmforgeError(f"{run}: the chat template used in training (sha256 {str(want)[:12]}) is not available"
+                       f"{missing}: {seen}. Restore the template file named in config.yaml "
+                       f"(model_options.chat_template: {cfg_template!r})")
