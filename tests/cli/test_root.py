@@ -17,7 +17,7 @@ def test_version_via_console_script():
 
 
 def test_unfinished_stages_exit_2():
-    for stage in ("annotate", "eval", "serve"):
+    for stage in ("annotate", "serve"):
         result = runner.invoke(app, [stage, "something"])
         assert result.exit_code == 2, stage
         assert "not yet available" in result.output

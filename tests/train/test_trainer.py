@@ -20,7 +20,7 @@ from rmforge.train.trainer import train_bt
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("bt")
-    model = tiny_model("llama", root / "tiny")
+    tiny_model("llama", root / "tiny")
     demo = generate_demo(200, seed=0)
     write_samples(root / "train.jsonl", demo[:40])
     write_samples(root / "val.jsonl", demo[100:116])
@@ -147,14 +147,14 @@ def test_pointwise_multi_attribute(setup, tmp_path):
                       scale={"min": 0, "max": 4}) for i in range(30)]
     write_samples(tmp_path / "pw.jsonl", samples)
     args = [f"model={setup / 'tiny'}", f"data.train={tmp_path / 'pw.jsonl'}", "data.validation_fraction=0.2",
-            f"output_dir={tmp_path / 'run'}", "train.max_steps=5", "train.precision=fp32", "logging.progress=false",
+            f"output_dir={tmp_path / 'run'}", "train.max_steps=40", "train.precision=fp32", "logging.progress=false", "train.batch_size=6",
             "attribute_weights={helpfulness: 0.75, verbosity: 0.25}", "train.lr=1e-3", "logging.every_steps=1"]
     summary = train_bt(load_config(None, args, cls=PointwiseConfig))
     assert {"mse", "mae", "mae_helpfulness", "mae_verbosity"} <= set(summary["validation"])
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "run")
     assert model.config.num_labels == 2 and model.config.rmforge_reward_weights == [0.75, 0.25]
     first = [r["loss"] for r in read_metrics(tmp_path / "run") if "loss" in r and "event" not in r]
-    assert first[-1] < first[0]  # regression learns
+    assert sum(first[-5:]) < sum(first[:5])  # regression learns
     with pytest.raises(RmforgeError, match="holds pair samples.*use rmforge train bt"):
         train_bt(load_config(None, args[:1] + [f"data.train={setup / 'train.jsonl'}", f"output_dir={tmp_path / 'x'}"],
                              cls=PointwiseConfig))

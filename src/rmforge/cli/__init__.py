@@ -9,6 +9,8 @@ import typer
 from rmforge import __version__
 from rmforge.cli.common import console, err_console, run_guarded
 from rmforge.cli.data import app as data_app
+from rmforge.cli.eval import app as eval_app
+from rmforge.cli.export import app as export_app
 from rmforge.cli.plot import plot
 from rmforge.cli.train import app as train_app
 
@@ -17,6 +19,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
 app.command("plot")(plot)
+app.add_typer(export_app, name="export")
+app.add_typer(eval_app, name="eval")
 config_app = typer.Typer(no_args_is_help=True, help="Inspect configuration files.")
 app.add_typer(config_app, name="config")
 models_app = typer.Typer(no_args_is_help=True, help="Models available offline.")
@@ -71,7 +75,7 @@ def _not_yet(stage: str):
     return command
 
 
-for _stage in ("annotate", "eval", "serve"):
+for _stage in ("annotate", "serve"):
     app.command(_stage, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(_not_yet(_stage))
 
 

@@ -41,8 +41,8 @@ def preference(
         if group_by not in GROUP_KEYS:
             raise ConfigError(f"--group-by must be one of {', '.join(GROUP_KEYS)}, not '{group_by}'")
         samples = load_data(data, fmt, limit)
-        opts = dict(max_length=max_length, batch_size=batch_size, precision=precision)
-        stats = dict(group_by=group_by, n_boot=n_boot, seed=seed, data=data)
+        opts = {"max_length": max_length, "batch_size": batch_size, "precision": precision}
+        stats = {"group_by": group_by, "n_boot": n_boot, "seed": seed, "data": data}
         base = None
         if baseline:
             base = evaluate_preference(load_scorer(baseline, **opts), samples, **stats)

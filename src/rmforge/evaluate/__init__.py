@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 import sys
 import types
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from rmforge.errors import ConfigError, RmforgeError
 from rmforge.evaluate.preference import PreferenceResult, evaluate_preference
@@ -26,8 +27,18 @@ PLANNED = ("rewardbench", "rewardbench2", "rm-bench")
 _SCORER_KW = ("max_length", "batch_size", "precision", "device", "length_policy")
 _EVAL_KW = ("group_by", "n_boot", "seed", "alpha")
 
-__all__ = ["Accuracy", "BENCHMARKS", "PreferenceResult", "Scorer", "accuracy_with_ci", "bootstrap_ci", "evaluate",
-           "evaluate_preference", "load_data", "load_scorer"]
+__all__ = [
+    "BENCHMARKS",
+    "Accuracy",
+    "PreferenceResult",
+    "Scorer",
+    "accuracy_with_ci",
+    "bootstrap_ci",
+    "evaluate",
+    "evaluate_preference",
+    "load_data",
+    "load_scorer",
+]
 
 
 def load_data(data: str | os.PathLike | Sequence[Any], fmt: str = "canonical", limit: int | None = None) -> list:

@@ -21,8 +21,9 @@ import json
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -109,8 +110,8 @@ class PreferenceResult:
         why = ", ".join(f"{k}: {v}" for k, v in c["dropped_by_reason"].items())
         return [f"samples {c['samples']}: evaluated {self.n}, dropped {c['dropped']}" + (f" ({why})" if why else "")
                 + f", truncated {c['truncated']}, data ties {c['data_ties']}, pointwise skipped {c['pointwise']}",
-                f"reward ties {c['reward_ties']}, mean margin {_fmt(self.mean_margin)}, reward-length correlation "
-                f"pearson {_fmt(corr['pearson'])} / spearman {_fmt(corr['spearman'])}",
+                (f"reward ties {c['reward_ties']}, mean margin {_fmt(self.mean_margin)}, reward-length correlation "
+                f"pearson {_fmt(corr['pearson'])} / spearman {_fmt(corr['spearman'])}"),
                 f"{self.pairs_per_s:.1f} pairs/s ({self.seconds:.2f} s)"]
 
     def table(self, title: str | None = None):

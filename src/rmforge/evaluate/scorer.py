@@ -23,15 +23,21 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
 from rmforge.data.schema import Sample
 from rmforge.errors import ConfigError, RmforgeError
-from rmforge.train.tokenize import EncodedSample, EncodeStats, RewardEncoder, resolve_template
+from rmforge.train.tokenize import (
+    EncodedSample,
+    EncodeStats,
+    RewardEncoder,
+    resolve_template,
+)
 
 DEFAULT_MAX_LENGTH = 512
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}

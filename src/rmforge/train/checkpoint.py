@@ -100,17 +100,22 @@ def load_checkpoint(ckpt: Path, model, optimizer, scheduler) -> dict:
     """Restore weights, optimizer, scheduler and RNG from a checkpoint; return the trainer state."""
     from safetensors.torch import load_file
 
+    from rmforge.train.lora import is_peft_model, load_adapter_weights
+
     weights = sorted(ckpt.glob("*.safetensors"))
-    if not weights:
+    if is_peft_model(model):
+        load_adapter_weights(model, ckpt)
+    elif not weights:
         raise RmforgeError(f"{ckpt}: no model weights in checkpoint")
-    state_dict = {}
-    for f in weights:
-        state_dict.update(load_file(str(f)))
-    missing, unexpected = model.load_state_dict(state_dict, strict=False)
-    missing = [k for k in missing if k not in _tied_keys(model)]
-    if missing or unexpected:
-        raise RmforgeError(f"{ckpt}: checkpoint does not match the model (missing {missing[:3]}, "
-                           f"unexpected {unexpected[:3]})")
+    else:
+        state_dict = {}
+        for f in weights:
+            state_dict.update(load_file(str(f)))
+        missing, unexpected = model.load_state_dict(state_dict, strict=False)
+        missing = [k for k in missing if k not in _tied_keys(model)]
+        if missing or unexpected:
+            raise RmforgeError(f"{ckpt}: checkpoint does not match the model (missing {missing[:3]}, "
+                               f"unexpected {unexpected[:3]})")
     optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=False))
     scheduler.load_state_dict(torch.load(ckpt / "scheduler.pt", weights_only=False))
     set_rng_state(torch.load(ckpt / "rng.pt", weights_only=False))
@@ -124,10 +129,15 @@ def _tied_keys(model) -> set[str]:
 
 def save_final(out: Path, model, tokenizer, config_yaml: str, manifest: dict) -> None:
     """Write the final model into the run directory; manifest.json goes last (completion marker)."""
+    from rmforge.train.lora import is_peft_model, save_lora_run
+
     tmp = Path(tempfile.mkdtemp(prefix=".final.", dir=out))
     try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
+        if is_peft_model(model):  # adapter under adapter/, merged plain model at the top
+            save_lora_run(model, tokenizer, tmp)
+        else:
+            model.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
         (tmp / "config.yaml").write_text(config_yaml, encoding="utf-8")
         for item in tmp.iterdir():
             os.replace(item, out / item.name)

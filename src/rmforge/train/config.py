@@ -123,6 +123,25 @@ class ModelOptions(ConfigModel):
     """Append EOS to every response (decoders); the reward is read at that last token."""
 
 
+class LoraOptions(ConfigModel):
+    """LoRA / QLoRA fine-tuning through peft (the reward head is always trained in full)."""
+
+    enabled: bool = False
+    """Train LoRA adapters instead of all weights."""
+    r: int = Field(default=16, ge=1)
+    """Rank of the LoRA update matrices."""
+    alpha: int = Field(default=32, ge=1)
+    """LoRA scaling numerator: updates are scaled by alpha / r."""
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    """Dropout on the LoRA branch input."""
+    target_modules: list[str] | Literal["auto"] = "auto"
+    """Module names (suffixes) that get LoRA; ``auto`` = every linear layer except the reward head."""
+    bias: Literal["none", "all", "lora_only"] = "none"
+    """Which biases train: none, all, or only those of LoRA-wrapped layers."""
+    quantize: Literal["none", "4bit", "8bit"] = "none"
+    """QLoRA: load the frozen base in 4-bit NF4 or 8-bit (needs bitsandbytes and a CUDA GPU)."""
+
+
 class LauncherConfig(ConfigModel):
     """Multi-process training (DDP through torchrun + Accelerate; gloo on CPU, NCCL on GPU)."""
 
@@ -167,6 +186,8 @@ class TrainBase(ConfigModel):
     """Checkpoints."""
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     """Logging."""
+    lora: LoraOptions = Field(default_factory=LoraOptions)
+    """LoRA/QLoRA adapters (the score head is trained fully and saved with them)."""
     launcher: LauncherConfig = Field(default_factory=LauncherConfig)
     """Multi-process launch (see docs/distributed.md for DeepSpeed/FSDP with accelerate launch)."""
 

@@ -33,8 +33,13 @@ class Engine:
     """Device placement, mixed precision, DDP wrapping, gradient sync and collective reductions."""
 
     def __init__(self, precision: str = "auto"):
-        from accelerate import Accelerator
+        import os
 
+        from accelerate import Accelerator
+        from accelerate.state import AcceleratorState
+
+        if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # a new run in the same process may change precision
+            AcceleratorState._reset_state(reset_partial_state=True)
         self.precision = resolve_precision(precision)
         mp = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[self.precision]
         self.acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mp)

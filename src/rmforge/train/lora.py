@@ -13,37 +13,17 @@ import copy
 import json
 import shutil
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import Field
 
-from rmforge.config import ConfigModel
+from rmforge.train.config import LoraOptions
 from rmforge.errors import RmforgeError
 from rmforge.fileio import atomic_dir, check_output
 
 ADAPTER_DIR = "adapter"
 ADAPTER_CONFIG = "adapter_config.json"
 TRAINING_STATE = {"optimizer.pt", "scheduler.pt", "rng.pt", "trainer_state.json", "metrics.jsonl"}
-
-
-class LoraOptions(ConfigModel):
-    """LoRA / QLoRA fine-tuning through peft (the reward head is always trained in full)."""
-
-    enabled: bool = False
-    """Train LoRA adapters instead of all weights."""
-    r: int = Field(default=16, ge=1)
-    """Rank of the LoRA update matrices."""
-    alpha: int = Field(default=32, ge=1)
-    """LoRA scaling numerator: updates are scaled by alpha / r."""
-    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
-    """Dropout on the LoRA branch input."""
-    target_modules: list[str] | Literal["auto"] = "auto"
-    """Module names (suffixes) that get LoRA; ``auto`` = every linear layer except the reward head."""
-    bias: Literal["none", "all", "lora_only"] = "none"
-    """Which biases train: none, all, or only those of LoRA-wrapped layers."""
-    quantize: Literal["none", "4bit", "8bit"] = "none"
-    """QLoRA: load the frozen base in 4-bit NF4 or 8-bit (needs bitsandbytes and a CUDA GPU)."""
 
 
 def is_peft_model(model: Any) -> bool:
@@ -122,8 +102,8 @@ def apply_lora(model: Any, opts: LoraOptions, *, gradient_checkpointing: bool | 
     if gradient_checkpointing:
         model.enable_input_require_grads()
     targets = auto_target_modules(model, head) if opts.target_modules == "auto" else list(opts.target_modules)
-    config = peft.LoraConfig(task_type=peft.TaskType.SEQ_CLS, r=opts.r, lora_alpha=opts.alpha, lora_dropout=opts.dropout,
-                        target_modules=targets, bias=opts.bias, modules_to_save=[head])
+    config = peft.LoraConfig(task_type=peft.TaskType.SEQ_CLS, r=opts.r, lora_alpha=opts.alpha, bias=opts.bias,
+                             lora_dropout=opts.dropout, target_modules=targets, modules_to_save=[head])
     try:
         peft_model = peft.get_peft_model(model, config)
     except ValueError as exc:

@@ -153,6 +153,10 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
     pad_id = tok.pad_token_id
     if cfg.train.gradient_checkpointing:
         model.gradient_checkpointing_enable()
+    if cfg.lora.enabled:
+        from rmforge.train.lora import apply_lora
+
+        model = apply_lora(model, cfg.lora, gradient_checkpointing=cfg.train.gradient_checkpointing)
     opt = cfg.train
     lengths = [max(len(e.input_ids) for e in s.encodings) * len(s.encodings) for s in prep.train]
     keys = [s.kind for s in prep.train]
@@ -302,9 +306,14 @@ def _finish(cfg, engine, model, prep, state, log, out) -> dict:
     use_best = (cfg.checkpoint.save_best and state["best_step"] is not None and state["best_step"] != state["step"]
                 and best_dir.exists())
     if use_best and engine.is_main:
-        from safetensors.torch import load_file
+        from rmforge.train.lora import is_peft_model, load_adapter_weights
 
-        net.load_state_dict(load_file(str(best_dir / "model.safetensors")), strict=False)
+        if is_peft_model(net):
+            load_adapter_weights(net, best_dir)
+        else:
+            from safetensors.torch import load_file
+
+            net.load_state_dict(load_file(str(best_dir / "model.safetensors")), strict=False)
     summary = {"steps": state["step"], "best_step": state["best_step"] if use_best else state["step"],
                "rank_param_checksums": checksums}
     if engine.is_main:
