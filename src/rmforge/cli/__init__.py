@@ -12,6 +12,7 @@ from rmforge.cli.data import app as data_app
 from rmforge.cli.eval import app as eval_app
 from rmforge.cli.export import app as export_app
 from rmforge.cli.plot import plot
+from rmforge.cli.quickstart import quickstart
 from rmforge.cli.train import app as train_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -19,6 +20,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
 app.command("plot")(plot)
+app.command("quickstart")(quickstart)
 app.add_typer(export_app, name="export")
 app.add_typer(eval_app, name="eval")
 config_app = typer.Typer(no_args_is_help=True, help="Inspect configuration files.")

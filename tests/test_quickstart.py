@@ -1,0 +1,34 @@
+"""`rmforge quickstart` end to end on a tiny budget (tiny model, few pairs), offline."""
+
+import json
+import os
+import subprocess
+import sys
+
+from transformers import AutoModelForSequenceClassification
+
+from rmforge.train.tiny import tiny_model
+
+
+def test_quickstart_tiny_end_to_end(tmp_path):
+    model = tiny_model("llama", tmp_path / "tiny")
+    out = tmp_path / "qs"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    res = subprocess.run([sys.executable, "-m", "rmforge", "quickstart", f"model={model}", "demo_pairs=200",
+                          "train.max_steps=3", f"output_dir={out}", "progress=false", "train.precision=fp32"],
+                         capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    last = res.stdout.strip().splitlines()[-1]
+    assert last.startswith("held-out accuracy: ") and "(untrained: " in last
+    for name in ("report.md", "metrics.jsonl", "manifest.json", "eval.json", "config.json", "quickstart.json"):
+        assert (out / name).exists(), name
+    assert (out / "data" / "samples" / "test.jsonl").exists()
+    AutoModelForSequenceClassification.from_pretrained(out)
+    report = json.loads((out / "quickstart.json").read_text())
+    acc = float(last.split()[2])
+    assert abs(acc - report["accuracy"]) < 1e-3
+    text = (out / "report.md").read_text()
+    assert "| trained reward model |" in text and "arithmetic" in text and "longer wins" in text
+    again = subprocess.run([sys.executable, "-m", "rmforge", "quickstart", f"model={model}", f"output_dir={out}"],
+                           capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
+    assert again.returncode == 1 and "overwrite=true" in again.stderr
