@@ -49,6 +49,9 @@ def prepare(cfg: TrainBase, progress: bool = True) -> Prepared:
     from rmforge.train.modeling import load_reward_model
     from rmforge.train.tokenize import RewardEncoder, attribute_names
 
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # per-save "Writing model shards" bars drown the training bar
     pointwise = cfg.kind == "train-pointwise"
     allowed_kinds = ("pointwise",) if pointwise else ("pair", "nway")
     if not cfg.data.train:
