@@ -42,7 +42,7 @@ def test_golden_losses_and_outputs(setup, tmp_path):
     summary = train_bt(cfg(setup, tmp_path / "run"))
     got = losses(tmp_path / "run")
     assert len(got) == 4
-    assert got == pytest.approx([1.0818886756896973, 1.2603216171264648, 1.2126036882400513, 1.0377037525177002],
+    assert got == pytest.approx([0.6841473579406738, 0.818676233291626, 0.7527632117271423, 0.6435434818267822],
                                 abs=1e-5)
     for name in ("config.json", "model.safetensors", "tokenizer.json", "manifest.json", "config.yaml", "metrics.jsonl"):
         assert (tmp_path / "run" / name).exists(), name

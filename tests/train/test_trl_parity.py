@@ -24,10 +24,10 @@ How TRL (1.x) builds ids, and the rmforge settings that reproduce them:
 Objective: TRL's loss is ``mean(-logsigmoid(r_c - r_r - margin)) + coef * mean((r_c + r_r)^2)``
 (margin from a ``margin`` column, factor fixed at 1; centering when
 ``center_rewards_coefficient`` is set). rmforge's ``loss.margin_scale=1`` and ``loss.center_coef``
-are the same formula (no difference in the centering term). One difference is documented below:
-rmforge's default ``loss.tie_model="rao-kupper"`` (theta=2) trains *every* non-tie pair with
-``-logsigmoid(d - ln theta)``, i.e. TRL's loss with a constant margin of ln 2, even when the data has
-no ties; ``loss.tie_model=none`` is TRL's plain Bradley-Terry.
+are the same formula (no difference in the centering term). A tie model (``loss.tie_model=rao-kupper``,
+theta=2) trains every non-tie pair with ``-logsigmoid(d - ln theta)``, i.e. TRL's loss with a constant
+margin of ln 2; the default ``auto`` therefore picks it only when the training data has ties, and
+is TRL's plain Bradley-Terry otherwise.
 """
 
 from __future__ import annotations
@@ -253,7 +253,7 @@ def compare(base, tmp_path, loss_cfg: LossConfig, rows, center, with_margin):
 
 
 def test_first_step_plain_bt(base, tmp_path):
-    compare(base, tmp_path, LossConfig(tie_model="none"), conversational_rows(), None, False)
+    compare(base, tmp_path, LossConfig(), conversational_rows(), None, False)  # default (auto) on tie-free data
 
 
 def test_first_step_center_rewards(base, tmp_path):
@@ -275,7 +275,8 @@ def test_first_step_margins(base, tmp_path):
             None, True)
 
 
-def test_default_rao_kupper_is_trl_with_constant_margin_ln_theta(base, tmp_path):
-    """Documented difference: rmforge's default tie model (Rao-Kupper, theta=2) shifts every non-tie pair by
-    ln(theta), so on tie-free data it equals TRL with a margin column of ln 2, not TRL's plain loss."""
-    compare(base, tmp_path, LossConfig(), conversational_rows(margin=[math.log(2.0)] * len(PAIRS)), None, False)
+def test_rao_kupper_is_trl_with_constant_margin_ln_theta(base, tmp_path):
+    """Documented: a Rao-Kupper tie model (theta=2) shifts every non-tie pair by ln(theta), so on tie-free data it
+    equals TRL with a margin column of ln 2. That is why the default (auto) uses it only when the data has ties."""
+    compare(base, tmp_path, LossConfig(tie_model="rao-kupper"), conversational_rows(margin=[math.log(2.0)] * len(PAIRS)),
+            None, False)

@@ -69,8 +69,9 @@ class LossConfig(ConfigModel):
     """Factor on the per-pair margin from the data inside -log sigmoid(r_c - r_r - scale * m); 0 = ignore margins."""
     center_coef: float = 0.0
     """Coefficient of mean((r_c + r_r)^2), which keeps rewards centred (TRL recommends 0.01)."""
-    tie_model: Literal["none", "rao-kupper", "davidson"] = "rao-kupper"
-    """How pairs labelled tie train: BT with a 0.5 target (none) or a tie-aware likelihood."""
+    tie_model: Literal["auto", "none", "rao-kupper", "davidson"] = "auto"
+    """How pairs labelled tie train: BT with a 0.5 target (none) or a tie-aware likelihood; auto = rao-kupper
+    when the training data has ties, else none (a tie model also shifts non-tie pairs by log(theta))."""
     tie_param: float | None = None
     """Rao-Kupper theta (> 1) or Davidson nu (> 0); default gives P(tie | equal rewards) = 1/3."""
 

@@ -41,6 +41,8 @@ class Prepared:
     model_info: dict = field(default_factory=dict)
     attributes: list[str] | None = None
     """Pointwise trainer: attribute per head output."""
+    tie_model: str = "none"
+    """Resolved tie model (``auto`` becomes rao-kupper when the training data has ties, else none)."""
 
 
 def prepare(cfg: TrainBase, progress: bool = True) -> Prepared:
@@ -89,11 +91,16 @@ def prepare(cfg: TrainBase, progress: bool = True) -> Prepared:
     if not train_enc:
         raise RmforgeError(f"no training sample is left after the length policy ({train_stats}); raise "
                            f"max_length (now {cfg.max_length}) or use length_policy=truncate_prompt")
+    tie_model = "none"
+    if not pointwise:
+        tie_model = cfg.loss.tie_model
+        if tie_model == "auto":
+            tie_model = "rao-kupper" if any(s.tie for s in train) else "none"
     stats = {"train": {"samples": len(train), **train_stats.as_dict()},
              "validation": {"samples": len(val), **val_stats.as_dict()}}
     return Prepared(loaded.model, loaded.tokenizer, encoder, train_enc, val_enc, stats,
                     {"train": fingerprint(train), "validation": fingerprint(val)}, loaded.info.to_dict(),
-                    attributes)
+                    attributes, tie_model)
 
 
 def _param_groups(model, weight_decay: float):
@@ -114,7 +121,11 @@ def _adamw(groups, lr: float, betas) -> torch.optim.Optimizer:
 
 
 def batch_loss(model, items, pad_id: int, loss_cfg, device) -> tuple[torch.Tensor, dict]:
-    """Summed loss over the samples of one homogeneous micro-batch, plus running statistics."""
+    """Summed loss over the samples of one homogeneous micro-batch, plus running statistics.
+
+    ``loss_cfg.tie_model`` should be resolved by the caller (the trainer resolves ``auto`` from the
+    whole training set); an unresolved ``auto`` is treated as ``none``.
+    """
     kind = items[0].kind
     builder = {"pair": pair_batch, "nway": nway_batch, "pointwise": pointwise_batch}[kind]
     batch, meta = builder(items, pad_id)
@@ -134,7 +145,8 @@ def batch_loss(model, items, pad_id: int, loss_cfg, device) -> tuple[torch.Tenso
         tie = meta["tie"].to(device)
         margin = meta["margin"].to(device) if loss_cfg.margin_scale else None
         loss, _ = pairwise_loss(rc, rr, tie=tie, margin=margin, margin_scale=loss_cfg.margin_scale,
-                                tie_model=loss_cfg.tie_model, tie_param=loss_cfg.tie_param,
+                                tie_model="none" if loss_cfg.tie_model == "auto" else loss_cfg.tie_model,
+                                tie_param=loss_cfg.tie_param,
                                 center_coef=loss_cfg.center_coef)
         d = (rc - rr).detach()[~tie]
         stats = {"pairs": int((~tie).sum()), "correct": int((d > 0).sum()), "margin_sum": float(d.sum())}
@@ -189,9 +201,11 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
         (out / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
         log.write({"event": "start", "step": state["step"], "total_steps": total, "data": prep.stats,
                    "precision": engine.precision, "world_size": engine.world, "model": prep.model_info,
+                   "tie_model": prep.tie_model,
                    "resumed_from": str(resume_from) if resume_from else None})
         _report_data(console, prep.stats)
     micro = opt.micro_batch_size or opt.batch_size
+    loss_cfg = cfg.loss.model_copy(update={"tie_model": prep.tie_model}) if prep.attributes is None else cfg.loss
     bar = _bar(total, state["step"], cfg.logging.progress and engine.is_main)
     window, t_window = Window(), time.perf_counter()
     stop = False
@@ -204,7 +218,7 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
             for j, part in enumerate(parts):
                 with engine.no_sync(model, j == len(parts) - 1):
                     with engine.autocast():
-                        loss_sum, stats = batch_loss(model, part, pad_id, cfg.loss, engine.device)
+                        loss_sum, stats = batch_loss(model, part, pad_id, loss_cfg, engine.device)
                     engine.backward(loss_sum * (engine.world / len(items)))
                 window.add(stats)
             if not parts:  # a rank with no item this step still joins the all-reduce
@@ -227,7 +241,7 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
                 bar.set_postfix(loss=f"{row.get('loss', float('nan')):.4f}", acc=f"{row.get('accuracy', 0):.3f}")
                 window, t_window = Window(), time.perf_counter()
             if cfg.eval.every_steps and step % cfg.eval.every_steps == 0 and step != total:
-                stop = _evaluate(cfg, engine, model, prep, state, log, out)
+                stop, _ = _evaluate(cfg, engine, model, prep, state, log, out)
             if cfg.checkpoint.every_steps and step % cfg.checkpoint.every_steps == 0 and step != total:
                 _checkpoint(cfg, engine, model, tok, optimizer, scheduler, state, out)
             _fault_injection(step)
@@ -237,19 +251,19 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
             state["epoch"] += 1
             state["batch_in_epoch"] = 0
             if not cfg.eval.every_steps and state["step"] < total:
-                stop = _evaluate(cfg, engine, model, prep, state, log, out)
+                stop, _ = _evaluate(cfg, engine, model, prep, state, log, out)
     bar.close()
-    _evaluate(cfg, engine, model, prep, state, log, out, final=True)
-    return _finish(cfg, engine, model, prep, state, log, out)
+    _, final_eval = _evaluate(cfg, engine, model, prep, state, log, out, final=True)
+    return _finish(cfg, engine, model, prep, state, log, out, final_eval)
 
 
-def _evaluate(cfg, engine, model, prep, state, log, out, final: bool = False) -> bool:
-    """Validation metrics; tracks the best checkpoint; returns True when early stopping triggers."""
+def _evaluate(cfg, engine, model, prep, state, log, out, final: bool = False) -> tuple[bool, tuple | None]:
+    """Validation pass; tracks the best checkpoint. Returns (early stop?, (metrics, rewards))."""
     if not prep.validation or not engine.is_main:
         engine.barrier()
-        return False
+        return False, None
     net = engine.unwrap(model)
-    metrics = validation_metrics(cfg, engine, net, prep)
+    metrics, rewards = validation_pass(cfg, engine, net, prep)
     log.write({"event": "eval", "step": state["step"], **{f"eval_{k}": v for k, v in metrics.items()}})
     metric = best_metric(cfg)
     value = metrics.get(metric)
@@ -267,7 +281,7 @@ def _evaluate(cfg, engine, model, prep, state, log, out, final: bool = False) ->
             if stop:
                 log.write({"event": "early_stop", "step": state["step"], "best_step": state["best_step"]})
     engine.barrier()
-    return stop
+    return stop, (metrics, rewards)
 
 
 def best_metric(cfg) -> str:
@@ -276,15 +290,20 @@ def best_metric(cfg) -> str:
     return "loss" if cfg.kind == "train-pointwise" else "accuracy"
 
 
-def validation_metrics(cfg, engine, net, prep) -> dict:
-    """Metrics of the current model on the validation set (pairs: accuracy/margin; pointwise: MSE/MAE)."""
+def validation_pass(cfg, engine, net, prep) -> tuple[dict, list[list[float]]]:
+    """One scoring pass over the validation set: (metrics, rewards per sample).
+
+    Pairs: accuracy/margin/loss; pointwise: MSE/MAE per attribute (rewards = weighted attributes).
+    """
     pad = prep.tokenizer.pad_token_id
     if prep.attributes is not None:
         outputs = model_outputs(net, [s.encodings[0] for s in prep.validation], pad, cfg.eval.batch_size,
                                 engine.device, engine.autocast)
-        return pointwise_eval_metrics(prep.validation, outputs, prep.attributes)
+        weights = net.config.rmforge_reward_weights
+        rewards = [[sum(w * v for w, v in zip(weights, row))] for row in outputs]
+        return pointwise_eval_metrics(prep.validation, outputs, prep.attributes), rewards
     rewards = score_samples(net, prep.validation, pad, cfg.eval.batch_size, engine.device, engine.autocast)
-    return pair_eval_metrics(prep.validation, rewards, cfg.loss.tie_model, cfg.loss.tie_param)
+    return pair_eval_metrics(prep.validation, rewards, prep.tie_model, cfg.loss.tie_param), rewards
 
 
 def _checkpoint(cfg, engine, model, tok, optimizer, scheduler, state, out) -> None:
@@ -310,7 +329,7 @@ def param_checksum(model) -> float:
         return float(sum(p.detach().double().sum() for p in model.parameters()))
 
 
-def _finish(cfg, engine, model, prep, state, log, out) -> dict:
+def _finish(cfg, engine, model, prep, state, log, out, final_eval: tuple | None) -> dict:
     net = engine.unwrap(model)
     checksums = engine.gather_float(param_checksum(net))
     best_dir = out / "checkpoints" / "best"
@@ -328,10 +347,11 @@ def _finish(cfg, engine, model, prep, state, log, out) -> dict:
     summary = {"steps": state["step"], "best_step": state["best_step"] if use_best else state["step"],
                "rank_param_checksums": checksums}
     if engine.is_main:
-        rewards = score_samples(net, prep.validation, prep.tokenizer.pad_token_id, cfg.eval.batch_size,
-                                engine.device, engine.autocast) if prep.validation else []
+        if use_best or (final_eval is None and prep.validation):  # the weights differ from the last pass
+            final_eval = validation_pass(cfg, engine, net, prep)
+        metrics, rewards = final_eval if final_eval is not None else ({}, [])
         flat = [r for rs in rewards for r in rs]
-        summary["validation"] = validation_metrics(cfg, engine, net, prep) if rewards else {}
+        summary["validation"] = metrics
         pairs = [(s, r) for s, r in zip(prep.validation, rewards) if s.kind == "pair"]
         if pairs:
             from rmforge.train.plot import save_validation_rewards
@@ -347,7 +367,7 @@ def _finish(cfg, engine, model, prep, state, log, out) -> dict:
             "length_policy": cfg.length_policy, "normalization": {"mean": mean, "std": std or 1.0,
                                                                    "source": "validation rewards"},
             "data": {"fingerprints": prep.fingerprints, **prep.stats}, "precision": engine.precision,
-            "world_size": engine.world, "summary": summary, "attributes": prep.attributes,
+            "world_size": engine.world, "summary": summary, "attributes": prep.attributes, "tie_model": prep.tie_model,
             "reward_weights": getattr(net.config, "rmforge_reward_weights", None),
         }
         ckpt_io.save_final(out, net, prep.tokenizer, dump_config(cfg), manifest)
