@@ -161,8 +161,47 @@ EXTRACT = {
     "month": lambda t: re.findall("|".join(MONTHS), t)[-1],
     "date": lambda t: re.findall(rf"(?:{'|'.join(MONTHS)}) \d{{1,2}}, \d{{4}}", t)[-1],
     "time": lambda t: re.findall(r"\d{2}:\d{2}", t)[-1],
-    "yesno": lambda t: re.match(r"\w+", t).group().lower(),
+    "yesno": lambda t: re.findall(r"\b(yes|no)\b", t.lower())[-1],
 }
+FINAL = {  # the last stated value of each kind, with its span
+    "number": r"-?\d+(?:\.\d+)?",
+    "weekday": "|".join(WEEKDAYS),
+    "month": "|".join(MONTHS),
+    "date": rf"(?:{'|'.join(MONTHS)}) \d{{1,2}}, \d{{4}}",
+    "time": r"\d{2}:\d{2}",
+    "yesno": r"\b(?:yes|no)\b",
+}
+
+
+def _split_final(text, kind):
+    """``(working, final answer, rest)``: the text before the last stated value, the value, the text after it."""
+    m = list(re.finditer(FINAL[kind], text))[-1]
+    return text[:m.start()], m.group(), text[m.end():]
+
+
+_NUM = r"-?\$?\d+(?:\.\d+)?"
+_EQ = re.compile(rf"({_NUM}(?: [a-z]+)?(?: [-+×÷] {_NUM})+) = ({_NUM})")
+
+
+def _equations(text):
+    """Every ``a op b ... = c`` in a response, evaluated exactly: ``[(equation, holds)]``."""
+    out = []
+    for lhs, rhs in _EQ.findall(text):
+        expr = re.sub(r" [a-z]+", "", lhs).replace("$", "").replace("×", "*").replace("÷", "/")
+        expr = re.sub(r"\d+(?:\.\d+)?", lambda m: f"Fraction('{m.group()}')", expr)
+        out.append((f"{lhs} = {rhs}", eval(expr, {"Fraction": Fraction}) == Fraction(rhs.replace("$", ""))))
+    return out
+
+
+def _value(kind, v):
+    return Fraction(v) if kind == "number" else v
+
+
+def _values(kind, text):
+    found = [m.group() for m in re.finditer(FINAL[kind], text)]
+    if kind == "yesno":  # the working says "it is a leap year" or "it is not a leap year"
+        found = ["no" if "is not a leap year" in text else "yes"] if "leap year" in text else found
+    return {_value(kind, v) for v in found}
 
 
 def test_computed_answers_are_right_and_rejected_ones_wrong(demo):
@@ -181,8 +220,47 @@ def test_computed_answers_are_right_and_rejected_ones_wrong(demo):
         extract = EXTRACT[kind]
         assert extract(s.chosen[0].content) == expected, (s.id, s.chosen[0].content)
         assert extract(s.rejected[0].content) != expected, (s.id, s.rejected[0].content)
+        assert extract(s.rejected[0].content) == _value(kind, meta["wrong"]), s.id
         checked[s.category] += 1
     assert all(checked[c] >= 300 for c in COMPUTED)
+
+
+def test_computed_working_is_correct_and_errors_are_as_declared(demo):
+    types = defaultdict(Counter)
+    for s in demo:
+        if s.category not in COMPUTED:
+            continue
+        meta, kind = s.metadata, s.metadata["answer_kind"]
+        chosen, rejected = s.chosen[0].content, s.rejected[0].content
+        types[s.category][meta["error_type"]] += 1
+        # every equation shown on either side is true (the errors are never bad arithmetic)
+        for text in (chosen, rejected):
+            assert all(ok for _, ok in _equations(text)), (s.id, text, _equations(text))
+        if s.category in ("arithmetic", "units"):
+            assert _equations(chosen), (s.id, chosen)
+        # the chosen working arrives at the answer, and the final answer repeats it
+        work_c, final_c, rest_c = _split_final(chosen, kind)
+        work_r, final_r, rest_r = _split_final(rejected, kind)
+        assert _value(kind, final_c) == _value(kind, meta["answer"]), (s.id, chosen)
+        assert _value(kind, final_c) in _values(kind, work_c), (s.id, chosen)
+        assert rest_c == rest_r, s.id  # same frame on both sides
+        if meta["error_type"] == "contradiction":
+            # the same (correct) working; only the final answer differs and contradicts it
+            assert "shown_args" not in meta
+            assert work_r == work_c, (s.id, chosen, rejected)
+            assert _value(kind, final_r) != _value(kind, final_c), s.id
+        else:
+            assert meta["error_type"] == "copied_wrong", s.id
+            # exactly one input restated wrongly; the working is then carried out correctly
+            shown, args = meta["shown_args"], meta["args"]
+            assert set(shown) == set(args) and sum(shown[k] != args[k] for k in args) == 1, s.id
+            restated = OPS[meta["op"]](**shown)
+            assert _value(kind, final_r) == _value(kind, restated) == _value(kind, meta["wrong"]), (s.id, rejected)
+            assert _value(kind, final_r) in _values(kind, work_r), (s.id, rejected)
+            assert work_r != work_c, s.id
+    for cat in COMPUTED:
+        share = types[cat]["copied_wrong"] / sum(types[cat].values())
+        assert 0.3 <= share <= 0.7, (cat, types[cat])
 
 
 # ---------------------------------------------------------------- instruction, safety and helpfulness labels

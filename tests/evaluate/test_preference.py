@@ -130,7 +130,7 @@ def test_batch_size_invariance(root, kind):
 
 def test_dropped_counts_surface(root):
     samples = generate_demo(30, seed=3)[:12]
-    result = evaluate_preference(load_scorer(str(root / "llama"), max_length=24), samples)
+    result = evaluate_preference(load_scorer(str(root / "llama"), max_length=48), samples)
     c = result.counts
     assert c["dropped"] > 0 and c["dropped_by_reason"] and result.n + c["dropped"] == 12
     assert sum(r["correct"] is None for r in result.per_sample) == c["dropped"] and c["truncated"] > 0

@@ -5,8 +5,10 @@ seeded ``random.Random`` into a :class:`Draft`: one prompt, several candidate re
 preferred response and of the dispreferred one. :mod:`rmforge.data.demo` picks one rendering per
 side so that the chosen response is longer in about half of the pairs.
 
-Computed categories (arithmetic, units, counting, dates) store ``op``, ``args``, ``answer`` and
-``wrong`` in the metadata, so the label can be re-checked from the metadata alone.
+Computed categories (arithmetic, units, counting, dates) show their working and then state a final
+answer. They store ``op``, ``args``, ``answer``, ``wrong`` and ``error_type`` (``contradiction``: the
+final answer contradicts correct working; ``copied_wrong``: the working restates one input wrongly,
+recorded in ``shown_args``) in the metadata, so the label can be re-checked from the metadata alone.
 """
 
 from __future__ import annotations
@@ -71,17 +73,6 @@ def template(category: str, tid: str) -> Callable:
 
 # ---------------------------------------------------------------- shared helpers
 
-def _fill(frame: str, ctx: dict, x: str) -> str:
-    one = x in ("1", "1.0")
-    return frame.format(x=x, s="" if one else "s", are="is" if one else "are", **ctx)
-
-
-def framed(prompt: str, frames: list[str], ctx: dict, answer: str, wrong: str, meta: dict) -> Draft:
-    """Same frames on both sides, filled with the right answer (chosen) or the wrong one (rejected)."""
-    return Draft(prompt, [_fill(f, ctx, answer) for f in frames], [_fill(f, ctx, wrong) for f in frames],
-                 meta | {"answer": answer, "wrong": wrong}, aligned=True)
-
-
 def round_half_up(q: Fraction, decimals: int) -> int:
     """``q * 10**decimals`` rounded to an integer; :class:`Retry` on an exact .5 tie."""
     scaled = Fraction(q) * 10 ** decimals
@@ -140,11 +131,123 @@ def wrong_number(rng: random.Random, answer: str, extras=(), fixed: bool = False
     return (rng.choice(same) if same and rng.random() < 0.7 else rng.choice(values)), mode
 
 
-def numeric(rng: random.Random, prompt: str, frames: list[str], *, op: str, args: dict, answer: str,
-            ctx: dict | None = None, extras=(), fixed: bool = False, allow_negative: bool = False) -> Draft:
-    wrong, mode = wrong_number(rng, answer, extras, fixed=fixed, allow_negative=allow_negative)
-    meta = {"op": op, "args": args, "error": mode, "answer_kind": "number"}
-    return framed(prompt, frames, ctx or {}, answer, wrong, meta)
+# ---------------------------------------------------------------- computed categories: shown working
+#
+# Every computed response shows its working and then states a final answer: "{working}, so the
+# answer is {x}." Both sides of a pair use the same frame and the same kind of working, so they
+# have the same structure and nearly the same length. The rejected side has one of two errors
+# (``metadata["error_type"]``, about half each):
+#
+# - ``contradiction``: the working is the chosen side's (correct) working, but the final answer
+#   contradicts it (a subtly wrong value; the slip is in ``metadata["error"]``);
+# - ``copied_wrong``: the working restates one input of the question wrongly (an operand, a start
+#   day, the word to count in, ...) and is then carried out correctly, so the final answer agrees
+#   with the working but not with the question. ``metadata["shown_args"]`` holds the inputs as
+#   restated; the stated answer is exactly ``op(**shown_args)``.
+#
+# So correctness is checkable from the text alone: the final answer must equal the result of the
+# working, and the working must use the question's inputs.
+
+ERROR_TYPES = ("contradiction", "copied_wrong")
+CONNECT = [", and ", "; then ", ", then ", "; ", ", and then ", "; next, "]
+FINALS = ["{w}, so the answer is {x}.", "{w}. So the answer is {x}.", "{w}. The answer is {x}.", "{w}, which gives {x}.",
+          "{w}; that gives {x}.", "Working: {w}. Answer: {x}", "{w}. Answer: {x}", "Step by step: {w}. So it's {x}.",
+          "{w}. That means the answer is {x}.", "Let me work it out: {w}. Result: {x}.", "{w}, so it comes to {x}.",
+          "{w}. Therefore, {x}.", "First, {w}. That makes {x}.", "{w}. Final answer: {x}", "Here's the working: {w}. So: {x}.",
+          "{w}. So we get {x}.", "Showing my work: {w}. The result is {x}."]
+
+
+def worked(rng: random.Random, prompt: str, solve: Callable[[dict], tuple[str, str]], args: dict, *, op: str,
+           kind: str, wrong: Callable[[str], tuple[str, str]], perturb: Callable[[dict], dict] | None = None,
+           finals: list[str] = FINALS, show: Callable[[str], str] = str, ctx: Callable[[dict], dict] | None = None) -> Draft:
+    """A computed pair with shown working.
+
+    ``solve(args) -> (working, answer)``; ``wrong(answer) -> (wrong answer, slip)`` for a
+    contradiction; ``perturb(args) -> shown args`` (one input restated wrongly) for a copy error,
+    or None when the template only uses contradictions. ``show`` renders the answer in the text,
+    ``ctx(args)`` adds slots for the final frame.
+    """
+    working, answer = solve(args)
+    meta = {"op": op, "args": args, "answer": answer, "answer_kind": kind}
+    bad_working = None
+    if perturb is not None and rng.random() < 0.5:
+        for _ in range(12):
+            shown = perturb(args)
+            if shown == args:
+                continue
+            bad_working, bad = solve(shown)
+            if bad != answer and bad_working != working:
+                meta |= {"wrong": bad, "error_type": "copied_wrong", "error": "copied_wrong", "shown_args": shown}
+                break
+        else:
+            raise Retry
+    else:
+        shown = args
+        bad, slip = wrong(answer)
+        if bad == answer:
+            raise Retry
+        bad_working = working
+        meta |= {"wrong": bad, "error_type": "contradiction", "error": slip}
+    frame = rng.choice(finals)
+
+    def fill(w: str, x: str, a: dict) -> str:
+        return frame.format(w=w, x=show(x), **(ctx(a) if ctx else {}))
+
+    return Draft(prompt, [fill(working, answer, args)], [fill(bad_working, bad, shown)], meta, aligned=True)
+
+
+def nudge(rng: random.Random, v: int, lo: int = 0, hi: int | None = None, steps=(1, 2, 10)) -> int:
+    """``v`` copied wrongly: off by a small step or two adjacent digits swapped (same length preferred)."""
+    opts = [v + sign * s for s in steps for sign in (-1, 1)]
+    digits = str(v)
+    for i in range(len(digits) - 1):
+        if digits[i] != digits[i + 1] and not (i == 0 and digits[1] == "0"):
+            opts.append(int(digits[:i] + digits[i + 1] + digits[i] + digits[i + 2:]))
+    opts = [o for o in dict.fromkeys(opts) if o != v and o >= lo and (hi is None or o <= hi)]
+    if not opts:
+        raise Retry
+    same = [o for o in opts if len(str(o)) == len(digits)]
+    return rng.choice(same if same and rng.random() < 0.8 else opts)
+
+
+def with_arg(args: dict, key: str, value) -> dict:
+    return {**args, key: value}
+
+
+def num_wrong(rng: random.Random, extras=(), allow_negative: bool = False,
+              fixed: bool = False) -> Callable[[str], tuple[str, str]]:
+    def wrong(answer: str) -> tuple[str, str]:
+        ex = []
+        for e in extras:
+            try:
+                ex.append(scaled_str(round_half_up(Fraction(e), _decimals(answer)), _decimals(answer), fixed))
+            except Retry:
+                pass
+        return wrong_number(rng, answer, ex, fixed=fixed, allow_negative=allow_negative)
+
+    return wrong
+
+
+def _decimals(answer: str) -> int:
+    return len(answer.split(".")[1]) if "." in answer else 0
+
+
+def cyc_wrong(rng: random.Random, values: list[str]) -> Callable[[str], tuple[str, str]]:
+    def wrong(answer: str) -> tuple[str, str]:
+        step = rng.choice([-1, 1, -1, 1, -2, 2])
+        return values[(values.index(answer) + step) % len(values)], "off_by_one" if abs(step) == 1 else "off_by_small"
+
+    return wrong
+
+
+def _and(items: list) -> str:
+    items = [str(i) for i in items]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def dec(q) -> str:
+    """An exact decimal (terminating fractions only)."""
+    return num(Fraction(q), 6)
 
 
 NAMES = ["Maya", "Omar", "Lena", "Jonas", "Priya", "Tomas", "Aiko", "Sam", "Nadia", "Felix", "Grace", "Ravi",
@@ -158,81 +261,140 @@ MONTHS = ["January", "February", "March", "April", "May", "June", "July", "Augus
 
 # ---------------------------------------------------------------- arithmetic
 
-ARITH_FRAMES = ["{x}", "{x}.", "The answer is {x}.", "It's {x}.", "That comes to {x}.", "That works out to {x}.",
-                "{expr} = {x}", "{expr} = {x}.", "{expr} equals {x}.", "Answer: {x}", "So the answer is {x}.",
-                "I get {x}.", "The result is {x}.", "It equals {x}!", "Result: {x}"]
-MONEY_FRAMES = ["${x}", "${x}.", "It's ${x}.", "That comes to ${x}.", "The answer is ${x}.", "Answer: ${x}",
-                "{expr} = ${x}", "You'd pay ${x}.", "I get ${x}.", "That works out to ${x}!"]
+
+def money(v) -> str:
+    """A money amount without the sign: whole dollars, or always two decimals."""
+    v = Fraction(v)
+    return str(int(v)) if v.denominator == 1 else num(v, 2, True)
 
 
-def _arith(rng, prompts, op, args, value, expr, frames=ARITH_FRAMES, extras=(), ctx=None, money=False):
+def _arith(rng, prompts, op, args, solve, perturb, *, extras=(), ctx=None, is_money=False):
     prompt = rng.choice(prompts).format(**args, **(ctx or {}))
-    fixed = money and Fraction(value).denominator != 1
-    decimals = 2 if money else 0
-    answer = num(value, decimals, fixed)
-    extras = [num(e, decimals, fixed) for e in extras if Fraction(e) * 10 ** decimals == int(Fraction(e) * 10 ** decimals)]
-    return numeric(rng, prompt, frames, op=op, args=args, answer=answer, ctx={"expr": expr, **(ctx or {})},
-                   extras=extras, fixed=fixed)
+    conn = rng.choice(CONNECT)
+    return worked(rng, prompt, lambda a: solve(a, conn), args, op=op, kind="number", wrong=num_wrong(rng, extras, fixed=is_money),
+                  perturb=perturb, show=(lambda x: "$" + x) if is_money else str)
+
+
+def _one_of(rng, args: dict, keys, **limits) -> dict:
+    key = rng.choice(keys)
+    lo, hi = limits.get(key, (1, None))
+    return with_arg(args, key, nudge(rng, args[key], lo, hi))
 
 
 @template("arithmetic", "add")
 def _add(rng):
     a, b = rng.randint(12, 989), rng.randint(12, 989)
+    split = rng.random() < 0.5
+
+    def solve(x, conn):
+        a, b = x["a"], x["b"]
+        if split and b > 10 and b % 10:
+            t = b - b % 10
+            return conn.join([f"{a} + {t} = {a + t}", f"{a + t} + {b % 10} = {a + b}"]), str(a + b)
+        return f"{a} + {b} = {a + b}", str(a + b)
+
     return _arith(rng, ["What is {a} + {b}?", "Compute {a} + {b}.", "Add {a} and {b}.", "{a} + {b} = ?",
-                        "What's the sum of {a} and {b}?"], "add", {"a": a, "b": b}, a + b, f"{a} + {b}")
+                        "What's the sum of {a} and {b}?"], "add", {"a": a, "b": b}, solve,
+                  lambda x: _one_of(rng, x, ["a", "b"]))
 
 
 @template("arithmetic", "sub")
 def _sub(rng):
     a = rng.randint(100, 999)
     b = rng.randint(11, a - 10)
+    split = rng.random() < 0.5
+
+    def solve(x, conn):
+        a, b = x["a"], x["b"]
+        if split and b > 10 and b % 10:
+            t = b - b % 10
+            return conn.join([f"{a} - {t} = {a - t}", f"{a - t} - {b % 10} = {a - b}"]), str(a - b)
+        return f"{a} - {b} = {a - b}", str(a - b)
+
     return _arith(rng, ["What is {a} - {b}?", "Subtract {b} from {a}.", "Compute {a} minus {b}.",
-                        "What's {a} take away {b}?", "{a} - {b} = ?"], "sub", {"a": a, "b": b}, a - b, f"{a} - {b}")
+                        "What's {a} take away {b}?", "{a} - {b} = ?"], "sub", {"a": a, "b": b}, solve,
+                  lambda x: _one_of(rng, x, ["a", "b"], b=(1, x["a"] - 1), a=(x["b"] + 1, None)))
 
 
 @template("arithmetic", "mul")
 def _mul(rng):
     a, b = rng.randint(12, 99), rng.randint(3, 19)
-    return _arith(rng, ["What is {a} × {b}?", "Multiply {a} by {b}.", "Compute {a} * {b}.",
-                        "What's {a} times {b}?"], "mul", {"a": a, "b": b}, a * b, f"{a} × {b}",
+    split = rng.random() < 0.5
+
+    def solve(x, conn):
+        a, b = x["a"], x["b"]
+        if split and b > 10:
+            return conn.join([f"{a} × 10 = {a * 10}", f"{a} × {b - 10} = {a * (b - 10)}",
+                              f"{a * 10} + {a * (b - 10)} = {a * b}"]), str(a * b)
+        return f"{a} × {b} = {a * b}", str(a * b)
+
+    return _arith(rng, ["What is {a} × {b}?", "Multiply {a} by {b}.", "Compute {a} * {b}.", "What's {a} times {b}?"],
+                  "mul", {"a": a, "b": b}, solve, lambda x: _one_of(rng, x, ["a", "b"], b=(2, None)),
                   extras=[a * (b - 1), a * (b + 1)])
 
 
 @template("arithmetic", "div")
 def _div(rng):
     b, q = rng.randint(2, 12), rng.randint(6, 99)
-    a = b * q
-    return _arith(rng, ["What is {a} ÷ {b}?", "Divide {a} by {b}.", "What's {a} divided by {b}?",
-                        "Compute {a} / {b}."], "div", {"a": a, "b": b}, q, f"{a} ÷ {b}")
+    check = rng.random() < 0.5
+
+    def solve(x, conn):
+        a, b = x["a"], x["b"]
+        q = a // b
+        return (f"{q} × {b} = {a}, so {a} ÷ {b} = {q}" if check else f"{a} ÷ {b} = {q}"), str(q)
+
+    return _arith(rng, ["What is {a} ÷ {b}?", "Divide {a} by {b}.", "What's {a} divided by {b}?", "Compute {a} / {b}."],
+                  "div", {"a": b * q, "b": b}, solve,
+                  lambda x: with_arg(x, "a", x["a"] + x["b"] * rng.choice([-1, 1, 2] if x["a"] > 2 * x["b"] else [1, 2])))
 
 
 @template("arithmetic", "pct")
 def _pct(rng):
     p = rng.choice([5, 10, 15, 20, 25, 30, 40, 60, 75, 80])
     n = 20 * rng.randint(2, 100)
+
+    def solve(x, conn):
+        p, n = x["p"], x["n"]
+        return conn.join([f"{n} × {p} = {n * p}", f"{n * p} ÷ 100 = {dec(Fraction(n * p, 100))}"]), dec(Fraction(n * p, 100))
+
     return _arith(rng, ["What is {p}% of {n}?", "Compute {p} percent of {n}.", "Find {p}% of {n}.",
-                        "How much is {p}% of {n}?"], "pct", {"p": p, "n": n}, Fraction(p * n, 100),
-                  f"{p}% of {n}", extras=[Fraction((100 - p) * n, 100)])
+                        "How much is {p}% of {n}?"], "pct", {"p": p, "n": n}, solve,
+                  lambda x: with_arg(x, "n", x["n"] + 20 * rng.choice([-2, -1, 1, 2] if x["n"] > 60 else [1, 2])) if rng.random() < 0.6
+                  else with_arg(x, "p", rng.choice([q for q in (5, 10, 15, 20, 25, 30, 40, 60, 75, 80) if q != x["p"]])),
+                  extras=[Fraction((100 - p) * n, 100)])
 
 
 @template("arithmetic", "discount")
 def _discount(rng):
     item = rng.choice(["jacket", "lamp", "backpack", "kettle", "desk chair", "bike helmet", "board game", "blender"])
     price, p = 20 * rng.randint(1, 25), rng.choice([10, 15, 20, 25, 30, 40, 50])
+
+    def solve(x, conn):
+        price, p = x["price"], x["p"]
+        off = Fraction(price * p, 100)
+        return conn.join([f"{p}% of ${price} is ${price} × {p} ÷ 100 = ${money(off)}",
+                          f"${price} - ${money(off)} = ${money(price - off)}"]), money(price - off)
+
     return _arith(rng, ["A {item} costs ${price}. It is on sale for {p}% off. What is the sale price?",
                         "The ${price} {item} I want is {p}% off today. How much will I pay?",
-                        "What does a ${price} {item} cost after a {p}% discount?"],
-                  "discount", {"price": price, "p": p}, Fraction(price * (100 - p), 100), f"${price} - {p}%",
-                  frames=MONEY_FRAMES + ["The sale price is ${x}.", "It now costs ${x}."],
-                  extras=[Fraction(price * p, 100)], ctx={"item": item}, money=True)
+                        "What does a ${price} {item} cost after a {p}% discount?"], "discount",
+                  {"price": price, "p": p}, solve,
+                  lambda x: with_arg(x, "p", rng.choice([q for q in (10, 15, 20, 25, 30, 40, 50) if q != x["p"]]))
+                  if rng.random() < 0.5 else with_arg(x, "price", x["price"] + 20 * rng.choice([-1, 1] if x["price"] > 20 else [1])),
+                  extras=[Fraction(price * p, 100)], ctx={"item": item}, is_money=True)
 
 
 @template("arithmetic", "add3")
 def _add3(rng):
     a, b, c = (rng.randint(10, 499) for _ in range(3))
+
+    def solve(x, conn):
+        a, b, c = x["a"], x["b"], x["c"]
+        return conn.join([f"{a} + {b} = {a + b}", f"{a + b} + {c} = {a + b + c}"]), str(a + b + c)
+
     return _arith(rng, ["Add {a}, {b} and {c}.", "What is {a} + {b} + {c}?", "What's the total of {a}, {b} and {c}?",
-                        "Sum these numbers: {a}, {b}, {c}."], "add3", {"a": a, "b": b, "c": c}, a + b + c,
-                  f"{a} + {b} + {c}")
+                        "Sum these numbers: {a}, {b}, {c}."], "add3", {"a": a, "b": b, "c": c}, solve,
+                  lambda x: _one_of(rng, x, ["a", "b", "c"]))
 
 
 @template("arithmetic", "avg")
@@ -240,24 +402,52 @@ def _avg(rng):
     k = rng.choice([3, 4])
     xs = [rng.randint(10, 99) for _ in range(k)]
     xs[-1] -= sum(xs) % k
+
+    def solve(x, conn):
+        vs = x["values"]
+        total = sum(vs)
+        return conn.join([f"{' + '.join(map(str, vs))} = {total}", f"{total} ÷ {len(vs)} = {dec(Fraction(total, len(vs)))}"]), \
+            dec(Fraction(total, len(vs)))
+
+    def perturb(x):
+        vs = list(x["values"])
+        i = rng.randrange(len(vs))
+        vs[i] += rng.choice([-1, 1]) * len(vs)
+        return {"values": vs}
+
     listed = ", ".join(map(str, xs[:-1])) + f" and {xs[-1]}"
     return _arith(rng, ["What is the average of {xs}?", "Find the mean of {xs}.", "What's the mean of {xs}?"],
-                  "avg", {"values": xs}, sum(xs) // k, f"({' + '.join(map(str, xs))}) / {k}",
-                  extras=[Fraction(sum(xs), k - 1)], ctx={"xs": listed})
+                  "avg", {"values": xs}, solve, perturb, extras=[Fraction(sum(xs), k - 1)], ctx={"xs": listed})
 
 
 @template("arithmetic", "order_ops")
 def _order_ops(rng):
     a, b, c = rng.randint(2, 60), rng.randint(2, 12), rng.randint(2, 12)
+
+    def solve(x, conn):
+        a, b, c = x["a"], x["b"], x["c"]
+        return conn.join([f"{b} × {c} = {b * c} first", f"{a} + {b * c} = {a + b * c}"]), str(a + b * c)
+
     return _arith(rng, ["What is {a} + {b} × {c}?", "Compute {a} + {b} * {c}.", "Evaluate {a} + {b} × {c}."],
-                  "add_mul", {"a": a, "b": b, "c": c}, a + b * c, f"{a} + {b} × {c}", extras=[(a + b) * c])
+                  "add_mul", {"a": a, "b": b, "c": c}, solve,
+                  lambda x: _one_of(rng, x, ["a", "b", "c"], b=(2, None), c=(2, None)), extras=[(a + b) * c])
 
 
 @template("arithmetic", "square")
 def _square(rng):
     a = rng.randint(11, 45)
+    split = rng.random() < 0.5
+
+    def solve(x, conn):
+        a = x["a"]
+        t, o = a - a % 10, a % 10
+        if split and o:
+            return conn.join([f"{a} × {t} = {a * t}", f"{a} × {o} = {a * o}", f"{a * t} + {a * o} = {a * a}"]), str(a * a)
+        return f"{a} × {a} = {a * a}", str(a * a)
+
     return _arith(rng, ["What is {a} squared?", "Compute {a}².", "What's {a} to the power of 2?",
-                        "What is {a} × {a}?"], "square", {"a": a}, a * a, f"{a}²", extras=[a * (a + 1), a * (a - 1)])
+                        "What is {a} × {a}?"], "square", {"a": a}, solve, lambda x: _one_of(rng, x, ["a"], a=(2, None)),
+                  extras=[a * (a + 1), a * (a - 1)])
 
 
 @template("arithmetic", "word_left")
@@ -268,41 +458,43 @@ def _word_left(rng):
     return _arith(rng, ["{name} has {a} {things} and gives away {b}. How many are left?",
                         "{name} had {a} {things} and lost {b} of them. How many does {name} have now?",
                         "There were {a} {things} in a box. {name} took out {b}. How many remain in the box?"],
-                  "sub", {"a": a, "b": b}, a - b, f"{a} - {b}", ctx=ctx,
-                  frames=ARITH_FRAMES[:10] + ["{x} {things} are left.", "There are {x} left.", "{x} remain."])
+                  "sub", {"a": a, "b": b}, lambda x, conn: (f"{x['a']} - {x['b']} = {x['a'] - x['b']}", str(x["a"] - x["b"])),
+                  lambda x: _one_of(rng, x, ["a", "b"], b=(1, x["a"] - 1), a=(x["b"] + 1, None)), ctx=ctx)
 
 
 @template("arithmetic", "word_total")
 def _word_total(rng):
     n, p = rng.randint(3, 12), rng.randint(2, 40)
     item = rng.choice(["notebooks", "mugs", "tickets", "plants", "T-shirts", "candles", "puzzles"])
-    return _arith(rng, ["{n} {item} cost ${p} each. What is the total cost?",
-                        "I buy {n} {item} at ${p} apiece. How much do I spend?",
-                        "How much do {n} {item} cost if one costs ${p}?"],
-                  "mul", {"a": n, "b": p}, n * p, f"{n} × ${p}", ctx={"item": item, "n": n, "p": p}, money=True,
-                  frames=MONEY_FRAMES + ["The total is ${x}.", "Altogether that's ${x}."], extras=[n * (p + 1), (n - 1) * p])
+    return _arith(rng, ["{a} {item} cost ${b} each. What is the total cost?",
+                        "I buy {a} {item} at ${b} apiece. How much do I spend?",
+                        "How much do {a} {item} cost if one costs ${b}?"],
+                  "mul", {"a": n, "b": p}, lambda x, conn: (f"{x['a']} × ${x['b']} = ${x['a'] * x['b']}", str(x["a"] * x["b"])),
+                  lambda x: _one_of(rng, x, ["a", "b"], a=(2, None), b=(1, None)), ctx={"item": item}, is_money=True,
+                  extras=[n * (p + 1), (n - 1) * p])
 
 
 @template("arithmetic", "word_rate")
 def _word_rate(rng):
     p, d = rng.randint(5, 60), rng.randint(3, 30)
     name = rng.choice(NAMES)
-    return _arith(rng, ["{name} reads {p} pages a day. How many pages does {name} read in {d} days?",
-                        "A printer prints {p} pages a minute. How many pages does it print in {d} minutes?",
-                        "{name} saves {p} coins every day for {d} days. How many coins is that?"],
-                  "mul", {"a": p, "b": d}, p * d, f"{p} × {d}", ctx={"name": name, "p": p, "d": d}, extras=[p * (d - 1)],
-                  frames=ARITH_FRAMES[:12] + ["That's {x} in total.", "{x} altogether."])
+    return _arith(rng, ["{name} reads {a} pages a day. How many pages does {name} read in {b} days?",
+                        "A printer prints {a} pages a minute. How many pages does it print in {b} minutes?",
+                        "{name} saves {a} coins every day for {b} days. How many coins is that?"],
+                  "mul", {"a": p, "b": d}, lambda x, conn: (f"{x['a']} × {x['b']} = {x['a'] * x['b']}", str(x["a"] * x["b"])),
+                  lambda x: _one_of(rng, x, ["a", "b"], b=(2, None)), ctx={"name": name}, extras=[p * (d - 1)])
 
 
 @template("arithmetic", "word_share")
 def _word_share(rng):
     k, each = rng.randint(2, 9), rng.randint(2, 25)
     ctx = {"things": rng.choice(THINGS)}
-    return _arith(rng, ["{n} {things} are shared equally among {k} friends. How many does each friend get?",
-                        "If you split {n} {things} evenly between {k} people, how many does each person get?",
-                        "{k} kids share {n} {things} equally. How many does each kid get?"],
-                  "div", {"a": k * each, "b": k, "n": k * each, "k": k}, each, f"{k * each} ÷ {k}", ctx=ctx,
-                  frames=ARITH_FRAMES[:10] + ["Each gets {x}.", "{x} each.", "Everyone gets {x} {things}."])
+    return _arith(rng, ["{a} {things} are shared equally among {b} friends. How many does each friend get?",
+                        "If you split {a} {things} evenly between {b} people, how many does each person get?",
+                        "{b} kids share {a} {things} equally. How many does each kid get?"],
+                  "div", {"a": k * each, "b": k}, lambda x, conn: (f"{x['a']} ÷ {x['b']} = {x['a'] // x['b']}", str(x["a"] // x["b"])),
+                  lambda x: with_arg(x, "a", x["a"] + x["b"] * rng.choice([-1, 1] if x["a"] > 2 * x["b"] else [1, 2])),
+                  ctx=ctx)
 
 
 @template("arithmetic", "mod")
@@ -311,56 +503,80 @@ def _mod(rng):
     a = rng.randint(20, 300)
     if a % b == 0:
         a += rng.randint(1, b - 1)
+
+    def solve(x, conn):
+        a, b = x["a"], x["b"]
+        q = a // b
+        return conn.join([f"{b} × {q} = {b * q}", f"{a} - {b * q} = {a % b}"]), str(a % b)
+
     return _arith(rng, ["What is the remainder when {a} is divided by {b}?", "What is {a} mod {b}?",
-                        "Divide {a} by {b}. What is the remainder?"], "mod", {"a": a, "b": b}, a % b,
-                  f"{a} mod {b}", extras=[a // b], frames=ARITH_FRAMES[:6] + ARITH_FRAMES[9:] + ["The remainder is {x}."])
+                        "Divide {a} by {b}. What is the remainder?"], "mod", {"a": a, "b": b}, solve,
+                  lambda x: _one_of(rng, x, ["a"], a=(x["b"] + 1, None)), extras=[a // b])
 
 
 @template("arithmetic", "change")
 def _change(rng):
     bill = rng.choice([10, 20, 50])
     cents = rng.randint(105, bill * 100 - 50)
-    price = Fraction(cents, 100)
-    return _arith(rng, ["I pay for a ${price} item with a ${bill} note. How much change do I get?",
-                        "Something costs ${price} and you hand over ${bill}. What is your change?",
-                        "How much change is due from ${bill} for a bill of ${price}?"],
-                  "sub", {"a": bill, "b": num(price, 2, True)}, bill - price,
-                  f"${bill} - ${num(price, 2, True)}", ctx={"price": num(price, 2, True), "bill": bill}, money=True,
-                  frames=MONEY_FRAMES + ["Your change is ${x}.", "You get ${x} back."],
-                  extras=[bill - price + 1, bill - price - 1])
+
+    def solve(x, conn):
+        bill, price = x["a"], Fraction(x["b"])
+        return f"${bill} - ${x['b']} = ${num(bill - price, 2, True)}", num(bill - price, 2, True)
+
+    def perturb(x):
+        c = int(Fraction(x["b"]) * 100)
+        return with_arg(x, "b", num(Fraction(nudge(rng, c, 1, x["a"] * 100 - 1, steps=(1, 10, 100)), 100), 2, True))
+
+    return _arith(rng, ["I pay for a ${b} item with a ${a} note. How much change do I get?",
+                        "Something costs ${b} and you hand over ${a}. What is your change?",
+                        "How much change is due from ${a} for a bill of ${b}?"],
+                  "sub", {"a": bill, "b": num(Fraction(cents, 100), 2, True)}, solve, perturb, is_money=True,
+                  extras=[bill - Fraction(cents, 100) + 1, bill - Fraction(cents, 100) - 1])
 
 
 # ---------------------------------------------------------------- units
 
-UNIT_FRAMES = ["{x} {to}", "{x} {to}.", "That's {x} {to}.", "It's {x} {to}.", "{v} {frm} is {x} {to}.",
-               "{v} {frm} = {x} {to}", "{v} {frm} equals {x} {to}.", "Answer: {x} {to}", "That works out to {x} {to}.",
-               "You get {x} {to}.", "It comes to {x} {to}.", "The answer is {x} {to}.", "So, {x} {to}.",
-               "It's {x} {to}!"]
-TEMP_FRAMES = ["{x} {to}", "{x} {to}.", "That's about {x} {to}.", "{v} {frm} is about {x} {to}.", "It's about {x} {to}.",
-               "Roughly {x} {to}.", "Answer: {x} {to}", "That works out to about {x} {to}.", "{v} {frm} ≈ {x} {to}",
-               "About {x} {to}!", "It comes to {x} {to}."]
+UNIT_FINALS = ["{w}, so {v} {frm} is {x} {to}.", "{w}. So {v} {frm} = {x} {to}.", "{w}. Answer: {x} {to}",
+               "{w}, which gives {x} {to}.", "{w}; that's {x} {to}.", "Working: {w}. Answer: {x} {to}",
+               "{w}. The answer is {x} {to}.", "Step by step: {w}. So it's {x} {to}.", "{w}, so it comes to {x} {to}.",
+               "Let me convert: {w}. Result: {x} {to}.", "{w}. Therefore, {v} {frm} equals {x} {to}.",
+               "{w}. That means {x} {to}.", "{w}. Final answer: {x} {to}", "First, {w}. That makes {x} {to}."]
 UNIT_PROMPTS = ["How many {to} are in {v} {frm}?", "Convert {v} {frm} to {to}.", "What is {v} {frm} in {to}?",
                 "{v} {frm} is how many {to}?", "Express {v} {frm} in {to}."]
 
 
 def _conversion(tid: str, frm: str, to: str, factor: str, draw: Callable[[random.Random], Fraction], decimals: int = 3,
-                method: Callable[[Fraction], list] = lambda v: [], note: str = "") -> None:
+                method: Callable[[Fraction], list] = lambda v: [], note: str = "", step: Fraction = Fraction(1)) -> None:
+    f = Fraction(factor)
+    op = f"× {factor}" if f.denominator == 1 or "." in factor else f"÷ {f.denominator}"
+
     @template("units", tid)
     def make(rng):
         v = draw(rng)
-        value = Fraction(v) * Fraction(factor)
-        answer = num(value, decimals)
-        extras = []
-        for e in method(Fraction(v)):
-            try:
-                extras.append(num(e, decimals))
-            except Retry:
-                pass
         shown = num(v, 3)
         prompt = rng.choice(UNIT_PROMPTS).format(v=shown, frm=frm, to=to) + note
-        return numeric(rng, prompt, UNIT_FRAMES, op="scale",
-                       args={"value": shown, "factor": factor, "decimals": decimals}, answer=answer,
-                       ctx={"v": shown, "frm": frm, "to": to}, extras=extras)
+
+        def solve(x):
+            exact = Fraction(x["value"]) * f
+            answer = num(exact, decimals)
+            work = f"{x['value']} {frm} {op} = {dec(exact)} {to}"
+            if Fraction(answer) != exact:
+                work += f", which rounds to {answer}"
+            return work, answer
+
+        def perturb(x):
+            val = Fraction(x["value"])
+            if val.denominator != 1 and rng.random() < 0.5:
+                new = val + rng.choice([Fraction(-1, 4), Fraction(1, 4), Fraction(1, 2), Fraction(-1, 2)])
+            else:
+                new = val + step * rng.choice([-2, -1, 1, 2, 10 if val >= 20 * step else 3])
+            if new <= 0:
+                raise Retry
+            return with_arg(x, "value", num(new, 3))
+
+        return worked(rng, prompt, solve, {"value": shown, "factor": factor, "decimals": decimals}, op="scale",
+                      kind="number", wrong=num_wrong(rng, method(v)), perturb=perturb, finals=UNIT_FINALS,
+                      ctx=lambda a: {"v": a["value"], "frm": frm, "to": to})
 
 
 def _ints(lo: int, hi: int, step: int = 1, halves: bool = False) -> Callable[[random.Random], Fraction]:
@@ -375,18 +591,18 @@ def _ints(lo: int, hi: int, step: int = 1, halves: bool = False) -> Callable[[ra
 
 _conversion("km_m", "kilometres", "metres", "1000", _ints(2, 60, halves=True), method=lambda v: [v * 100, v * 10000])
 _conversion("m_cm", "metres", "centimetres", "100", _ints(2, 40, halves=True), method=lambda v: [v * 10, v * 1000])
-_conversion("m_km", "metres", "kilometres", "1/1000", _ints(150, 25000, 50), method=lambda v: [v / 100])
+_conversion("m_km", "metres", "kilometres", "1/1000", _ints(150, 25000, 50), method=lambda v: [v / 100], step=Fraction(50))
 _conversion("cm_mm", "centimetres", "millimetres", "10", _ints(3, 300), method=lambda v: [v * 100])
 _conversion("h_min", "hours", "minutes", "60", _ints(2, 15, halves=True),
             method=lambda v: [v * 100] if v.denominator != 1 else [v * 30])
-_conversion("min_h", "minutes", "hours", "1/60", _ints(75, 720, 15), method=lambda v: [v / 100])
+_conversion("min_h", "minutes", "hours", "1/60", _ints(75, 720, 15), method=lambda v: [v / 100], step=Fraction(15))
 _conversion("min_s", "minutes", "seconds", "60", _ints(2, 45), method=lambda v: [v * 100])
 _conversion("day_h", "days", "hours", "24", _ints(2, 30), method=lambda v: [v * 12, v * 60])
 _conversion("week_d", "weeks", "days", "7", _ints(2, 52), method=lambda v: [v * 5])
 _conversion("kg_g", "kilograms", "grams", "1000", _ints(2, 25, halves=True), method=lambda v: [v * 100])
-_conversion("g_kg", "grams", "kilograms", "1/1000", _ints(250, 9000, 50), method=lambda v: [v / 100])
+_conversion("g_kg", "grams", "kilograms", "1/1000", _ints(250, 9000, 50), method=lambda v: [v / 100], step=Fraction(50))
 _conversion("l_ml", "litres", "millilitres", "1000", _ints(2, 10, halves=True), method=lambda v: [v * 100])
-_conversion("ml_l", "millilitres", "litres", "1/1000", _ints(250, 5000, 50), method=lambda v: [v / 100])
+_conversion("ml_l", "millilitres", "litres", "1/1000", _ints(250, 5000, 50), method=lambda v: [v / 100], step=Fraction(50))
 _conversion("in_cm", "inches", "centimetres", "2.54", _ints(2, 60), 1, method=lambda v: [v * Fraction(5, 2)],
             note=" (1 inch = 2.54 cm; round to one decimal place.)")
 _conversion("mi_km", "miles", "kilometres", "1.609", _ints(2, 120), 1, method=lambda v: [v * Fraction(8, 5)],
@@ -394,26 +610,47 @@ _conversion("mi_km", "miles", "kilometres", "1.609", _ints(2, 120), 1, method=la
 _conversion("ft_in", "feet", "inches", "12", _ints(2, 20), method=lambda v: [v * 10])
 
 
+def _temp_perturb(rng, key):
+    return lambda x: with_arg(x, key, x[key] + rng.choice([-2, -1, 1, 2, 10, -10]))
+
+
 @template("units", "c_f")
 def _c_to_f(rng):
     c = rng.randint(-25, 45)
-    f = num(Fraction(c * 9, 5) + 32)
     prompt = rng.choice(["Convert {c} °C to Fahrenheit, rounded to the nearest degree.",
                          "What is {c} degrees Celsius in Fahrenheit? Round to a whole number.",
                          "It's {c} °C outside. What's that in °F (nearest degree)?"]).format(c=c)
-    return numeric(rng, prompt, TEMP_FRAMES, op="c_to_f", args={"c": c}, answer=f, allow_negative=True,
-                   ctx={"v": c, "frm": "°C", "to": "°F"}, extras=[str(2 * c + 30), num(Fraction(c * 9, 5))])
+
+    def solve(x):
+        c = x["c"]
+        exact = Fraction(c * 9, 5) + 32
+        answer = num(exact)
+        work = f"{c} × 9 ÷ 5 + 32 = {dec(exact)} °F"
+        return (work + (f", which rounds to {answer}" if Fraction(answer) != exact else "")), answer
+
+    return worked(rng, prompt, solve, {"c": c}, op="c_to_f", kind="number",
+                  wrong=num_wrong(rng, [2 * c + 30, Fraction(c * 9, 5)], allow_negative=True),
+                  perturb=_temp_perturb(rng, "c"), finals=UNIT_FINALS, ctx=lambda a: {"v": a["c"], "frm": "°C", "to": "°F"})
 
 
 @template("units", "f_c")
 def _f_to_c(rng):
     f = rng.randint(-5, 110)
-    c = num(Fraction((f - 32) * 5, 9))
     prompt = rng.choice(["Convert {f} °F to Celsius, rounded to the nearest degree.",
                          "What is {f} degrees Fahrenheit in Celsius? Round to a whole number.",
                          "The thermometer reads {f} °F. What's that in °C (nearest degree)?"]).format(f=f)
-    return numeric(rng, prompt, TEMP_FRAMES, op="f_to_c", args={"f": f}, answer=c, allow_negative=True,
-                   ctx={"v": f, "frm": "°F", "to": "°C"}, extras=[num(Fraction(f - 30, 2)), num(Fraction(f * 5, 9))])
+
+    def solve(x):
+        f = x["f"]
+        exact = Fraction((f - 32) * 5, 9)
+        answer = num(exact)
+        if exact.denominator == 1:
+            return f"{f} - 32 = {f - 32}, and {f - 32} × 5 ÷ 9 = {answer} °C", answer
+        return f"{f} - 32 = {f - 32}, and {f - 32} × 5 ÷ 9 ≈ {num(exact, 2)} °C, which rounds to {answer}", answer
+
+    return worked(rng, prompt, solve, {"f": f}, op="f_to_c", kind="number",
+                  wrong=num_wrong(rng, [Fraction(f - 30, 2), Fraction(f * 5, 9)], allow_negative=True),
+                  perturb=_temp_perturb(rng, "f"), finals=UNIT_FINALS, ctx=lambda a: {"v": a["f"], "frm": "°F", "to": "°C"})
 
 
 # ---------------------------------------------------------------- counting
@@ -438,15 +675,19 @@ SENTENCES = ["The bus was late.", "It rained all day!", "Did you see the moon?",
              "The cat slept on the sofa.", "Can you pass the salt?", "Our team won the match.", "Birds sang outside.",
              "The soup is too hot.", "Who left the door open?", "I finished the book.", "Snow covered the hills.",
              "Please close the window.", "How old is this bridge?", "The train left early.", "That was fun!"]
-COUNT_FRAMES = ["{x}", "{x}.", "The answer is {x}.", "I count {x}.", "There {are} {x}.", "That's {x}.", "Answer: {x}",
-                "Exactly {x}.", "The count is {x}.", "It's {x}.", "My count: {x}", "In total, {x}.", "Total: {x}",
-                "I get {x}!"]
+COUNT_LEADS = ["that is {n}", "which is {n}", "so {n} in all", "{n} in total", "that makes {n}", "a count of {n}"]
 
 
-def _count(rng, prompts, ctx, op, args, value, extra_frames=(), extras=()):
+def _count(rng, prompts, ctx, op, args, solve, perturb=None, extras=()):
     prompt = rng.choice(prompts).format(**ctx)
-    return numeric(rng, prompt, COUNT_FRAMES + list(extra_frames), op=op, args=args, answer=str(value),
-                   ctx=ctx, extras=[str(e) for e in extras if e >= 0])
+    lead = rng.choice(COUNT_LEADS)
+
+    def full(x):
+        work, n = solve(x)
+        return f"{work}, {lead.format(n=n)}", str(n)
+
+    return worked(rng, prompt, full, args, op=op, kind="number",
+                  wrong=num_wrong(rng, [e for e in extras if e >= 0]), perturb=perturb)
 
 
 def _sentence(rng) -> str:
@@ -458,40 +699,71 @@ def _sentence(rng) -> str:
     return " ".join(words) + "."
 
 
-@template("counting", "letter")
-def _letter(rng):
-    w = rng.choice(WORDS)
+def _other_word(rng, w: str, value: Callable[[str], int]) -> str:
+    """A word restated wrongly: another word from the bank, or ``w`` with one letter dropped or doubled."""
+    if rng.random() < 0.5:
+        i = rng.randrange(len(w))
+        return w[:i] + w[i + 1:] if rng.random() < 0.5 else w[:i] + w[i] + w[i:]
+    return rng.choice([o for o in WORDS if o != w and value(o) != value(w)] or WORDS)
+
+
+def _word_count(tid, prompts, op, args_of, count, describe, extra=None):
+    @template("counting", tid)
+    def make(rng):
+        w = rng.choice(WORDS)
+        c = extra(rng, w) if extra else None
+        args = args_of(w, c)
+
+        def perturb(x):
+            return with_arg(x, "text", _other_word(rng, x["text"], lambda o: count(with_arg(x, "text", o))))
+
+        return _count(rng, prompts, {"w": w, "c": c}, op, args, lambda x: (describe(x), count(x)), perturb)
+
+    return make
+
+
+def _spell(w: str) -> str:
+    return "-".join(w)
+
+
+def _letter_pick(rng, w):
     pool = sorted(set(w)) if rng.random() < 0.85 else sorted(set("abcdefghijklmnopqrstuvwxyz") - set(w))
-    c = rng.choice(pool)
-    return _count(rng, ["How many times does the letter '{c}' appear in '{w}'?", "Count the letter '{c}' in '{w}'.",
-                        "How many '{c}'s are in the word '{w}'?", "In the word '{w}', how often does '{c}' occur?"],
-                  {"c": c, "w": w}, "count_char", {"text": w, "chars": c}, w.count(c),
-                  ["'{c}' appears {x} time{s} in '{w}'.", "The letter '{c}' shows up {x} time{s}."])
+    return rng.choice(pool)
 
 
-@template("counting", "word_length")
-def _word_length(rng):
-    w = rng.choice(WORDS)
-    return _count(rng, ["How many letters are in the word '{w}'?", "How long is the word '{w}', in letters?",
-                        "Count the letters in '{w}'."], {"w": w}, "length", {"text": w}, len(w),
-                  ["'{w}' has {x} letter{s}.", "The word is {x} letter{s} long."])
+def _letter_desc(x):
+    w, c = x["text"], x["chars"]
+    pos = [i + 1 for i, ch in enumerate(w) if ch == c]
+    found = f"the '{c}'s are letter{'s' if len(pos) > 1 else ''} {_and(pos)}" if pos else f"none of the letters is '{c}'"
+    return f"'{w}' is spelled {_spell(w)}; {found}"
 
 
-@template("counting", "vowels")
-def _vowels(rng):
-    w = rng.choice(WORDS)
-    return _count(rng, ["How many vowels (a, e, i, o, u) are in '{w}'?", "Count the vowels in '{w}' (not counting y).",
-                        "How many of the letters in '{w}' are vowels (a, e, i, o or u)?"], {"w": w}, "count_char",
-                  {"text": w, "chars": "aeiou"}, sum(w.count(v) for v in "aeiou"),
-                  ["'{w}' has {x} vowel{s}.", "There {are} {x} vowel{s} in it."])
+_word_count("letter", ["How many times does the letter '{c}' appear in '{w}'?", "Count the letter '{c}' in '{w}'.",
+                               "How many '{c}'s are in the word '{w}'?", "In the word '{w}', how often does '{c}' occur?"],
+            "count_char", lambda w, c: {"text": w, "chars": c}, lambda x: x["text"].count(x["chars"]), _letter_desc,
+            _letter_pick)
+_word_count("word_length", ["How many letters are in the word '{w}'?", "How long is the word '{w}', in letters?",
+                                    "Count the letters in '{w}'."], "length", lambda w, c: {"text": w},
+            lambda x: len(x["text"]), lambda x: f"'{x['text']}' is spelled {_spell(x['text'])}")
+_word_count("vowels", ["How many vowels (a, e, i, o, u) are in '{w}'?", "Count the vowels in '{w}' (not counting y).",
+                               "How many of the letters in '{w}' are vowels (a, e, i, o or u)?"], "count_char",
+            lambda w, c: {"text": w, "chars": "aeiou"}, lambda x: sum(ch in "aeiou" for ch in x["text"]),
+            lambda x: f"the vowels in '{x['text']}' are {_and([ch for ch in x['text'] if ch in 'aeiou'])}")
+_word_count("distinct_letters", ["How many different letters are used in '{w}'?",
+                                         "How many distinct letters does '{w}' contain?",
+                                         "Ignoring repeats, how many letters does '{w}' use?"], "distinct",
+            lambda w, c: {"text": w}, lambda x: len(set(x["text"])),
+            lambda x: f"the different letters in '{x['text']}' are {_and(list(dict.fromkeys(x['text'])))}")
 
 
-@template("counting", "distinct_letters")
-def _distinct(rng):
-    w = rng.choice(WORDS)
-    return _count(rng, ["How many different letters are used in '{w}'?", "How many distinct letters does '{w}' contain?",
-                        "Ignoring repeats, how many letters does '{w}' use?"], {"w": w}, "distinct", {"text": w},
-                  len(set(w)), ["'{w}' uses {x} different letter{s}."], extras=[len(w)])
+def _drop_or_repeat(rng, items: list) -> list:
+    items = list(items)
+    i = rng.randrange(len(items))
+    if rng.random() < 0.5 and len(items) > 2:
+        del items[i]
+    else:
+        items.insert(i, items[i])
+    return items
 
 
 @template("counting", "list_items")
@@ -499,7 +771,10 @@ def _list_items(rng):
     items = rng.sample(ITEMS, rng.randint(4, 13))
     return _count(rng, ["How many items are in this list: {l}?", "Count the items: {l}.",
                         "Here is a list: {l}. How many things are on it?"], {"l": ", ".join(items)}, "count_items",
-                  {"items": items}, len(items), ["The list has {x} item{s}.", "There {are} {x} item{s} in the list."])
+                  {"items": items},
+                  lambda x: ("numbering them: " + ", ".join(f"{it} ({k})" for k, it in enumerate(x["items"], 1)),
+                             len(x["items"])),
+                  lambda x: {"items": _drop_or_repeat(rng, x["items"])})
 
 
 @template("counting", "occurrences")
@@ -507,45 +782,79 @@ def _occurrences(rng):
     pool = rng.sample(ITEMS, 4)
     items = [rng.choice(pool) for _ in range(rng.randint(8, 14))]
     t = rng.choice(items)
+
+    def solve(x):
+        pos = [k for k, it in enumerate(x["items"], 1) if it == x["target"]]
+        where = f"the '{x['target']}'s are item{'s' if len(pos) > 1 else ''} {_and(pos)}" if pos else f"no item is '{x['target']}'"
+        return where, len(pos)
+
     return _count(rng, ["How many times does '{t}' appear in this list: {l}?", "In the list {l}, how many are '{t}'?",
                         "Count how often '{t}' occurs here: {l}."], {"t": t, "l": ", ".join(items)}, "count_item",
-                  {"items": items, "target": t}, items.count(t), ["'{t}' appears {x} time{s}."])
+                  {"items": items, "target": t}, solve,
+                  lambda x: with_arg(x, "target", rng.choice([p for p in pool if p != x["target"]])))
 
 
 @template("counting", "words")
 def _words(rng):
     s = _sentence(rng)
+
+    def solve(x):
+        ws = x["text"].split()
+        return "numbering the words: " + " ".join(f"{w} ({k})" for k, w in enumerate(ws, 1)), len(ws)
+
     return _count(rng, ['How many words are in this sentence: "{q}"', 'Count the words in: "{q}"',
-                        'How many words does the sentence "{q}" have?'], {"q": s}, "count_words", {"text": s},
-                  len(s.split()), ["The sentence has {x} word{s}.", "That sentence is {x} word{s} long."])
+                        'How many words does the sentence "{q}" have?'], {"q": s}, "count_words", {"text": s}, solve,
+                  lambda x: {"text": " ".join(_drop_or_repeat(rng, x["text"].split()))})
 
 
 @template("counting", "even")
 def _even(rng):
     xs = [rng.randint(1, 99) for _ in range(rng.randint(6, 12))]
+
+    def solve(x):
+        ev = [v for v in x["numbers"] if v % 2 == 0]
+        return (f"the even ones are {_and(ev)}" if ev else "none of them is even"), len(ev)
+
+    def perturb(x):
+        vs = list(x["numbers"])
+        i = rng.randrange(len(vs))
+        vs[i] += 1 if vs[i] < 99 else -1
+        return {"numbers": vs}
+
     return _count(rng, ["How many even numbers are in this list: {l}?", "Count the even numbers: {l}.",
                         "Of the numbers {l}, how many are even?"], {"l": ", ".join(map(str, xs))}, "count_even",
-                  {"numbers": xs}, sum(1 for x in xs if x % 2 == 0), ["{x} of them {are} even."])
+                  {"numbers": xs}, solve, perturb)
 
 
 @template("counting", "greater")
 def _greater(rng):
     k = rng.randint(20, 80)
     xs = [x for x in (rng.randint(1, 100) for _ in range(rng.randint(7, 12))) if x != k]
+
+    def solve(x):
+        big = [v for v in x["numbers"] if v > x["k"]]
+        return (f"the numbers above {x['k']} are {_and(big)}" if big else f"no number is above {x['k']}"), len(big)
+
     return _count(rng, ["How many of these numbers are greater than {k}: {l}?",
                         "Count the numbers above {k} in this list: {l}.",
                         "In {l}, how many numbers are bigger than {k}?"], {"k": k, "l": ", ".join(map(str, xs))},
-                  "count_greater", {"numbers": xs, "k": k}, sum(1 for x in xs if x > k),
-                  ["Numbers above {k}: {x}.", "How many exceed {k}? {x}."])
+                  "count_greater", {"numbers": xs, "k": k}, solve,
+                  lambda x: with_arg(x, "k", nudge(rng, x["k"], 1, 99, steps=(5, 10, 15))))
 
 
 @template("counting", "digits")
 def _digits(rng):
     d = rng.randint(3, 14)
     n = rng.randint(10 ** (d - 1), 10 ** d - 1)
+
+    def perturb(x):
+        s = x["n"]
+        i = rng.randrange(1, len(s))
+        return with_arg(x, "n", s[:i] + s[i + 1:] if rng.random() < 0.5 else s[:i] + s[i] + s[i:])
+
     return _count(rng, ["How many digits does the number {n} have?", "Count the digits in {n}.",
-                        "How many digits are in {n}?"], {"n": n}, "count_digits", {"n": str(n)}, len(str(n)),
-                  ["{n} has {x} digit{s}."])
+                        "How many digits are in {n}?"], {"n": n}, "count_digits", {"n": str(n)},
+                  lambda x: (f"{x['n']} split into digits is {'-'.join(x['n'])}", len(x["n"])), perturb)
 
 
 @template("counting", "capitals")
@@ -555,46 +864,64 @@ def _capitals(rng):
     s = rng.choice(["{a} and {b} flew from {c} to {d} on {w}.", "On {w}, {a} drove {b} to {c}.",
                     "{a} met {b} in {c} last {w}.", "{a} sent a postcard from {c} to {b} in {d}."]).format(
         a=a, b=b, c=c, d=d, w=rng.choice(WEEKDAYS))
+    caps = lambda x: [ch for ch in x["text"] if ch.isupper()]
     return _count(rng, ['How many capital letters are in "{q}"?', 'Count the uppercase letters in: "{q}"',
                         'How many letters are capitalised in the sentence "{q}"?'], {"q": s}, "count_upper",
-                  {"text": s}, sum(ch.isupper() for ch in s), ["There {are} {x} capital letter{s}."])
+                  {"text": s}, lambda x: (f"the capital letters are {_and(caps(x))}", len(caps(x))))
 
 
 @template("counting", "sentences")
 def _sentences(rng):
     text = " ".join(rng.sample(SENTENCES, rng.randint(2, 7)))
+    ends = lambda x: [w for w in x["text"].split() if w[-1] in ".!?"]
     return _count(rng, ["How many sentences are in this text?\n\n{t}", "Count the sentences:\n\n{t}",
                         "Here is a short text:\n\n{t}\n\nHow many sentences does it have?"], {"t": text},
-                  "count_sentences", {"text": text}, sum(text.count(p) for p in ".!?"),
-                  ["The text has {x} sentence{s}.", "I count {x} sentence{s}."])
+                  "count_sentences", {"text": text},
+                  lambda x: ("the sentences end at " + _and([f"'{w}'" for w in ends(x)]), len(ends(x))))
 
 
 @template("counting", "the_count")
 def _the_count(rng):
     s = _sentence(rng)[:-1] + " near " + rng.choice(["the", "a", "our"]) + " " + rng.choice(PLACES) + "."
-    n = sum(1 for w in s.lower().rstrip(".").split() if w == "the")
+
+    def solve(x):
+        pos = [k for k, w in enumerate(x["text"].lower().rstrip(".").split(), 1) if w == x["word"]]
+        where = f'"{x["word"]}" is word{"s" if len(pos) > 1 else ""} {_and(pos)}' if pos else f'no word is "{x["word"]}"'
+        return where, len(pos)
+
     return _count(rng, ['How many times does the word "the" appear in this sentence (ignore case): "{q}"',
                         'Count the occurrences of the word "the" (any case) in: "{q}"'], {"q": s}, "count_word",
-                  {"text": s, "word": "the"}, n, ['"the" appears {x} time{s}.'])
+                  {"text": s, "word": "the"}, solve, lambda x: with_arg(x, "word", rng.choice(["a", "my", "our"])))
 
 
 @template("counting", "alphabet")
 def _alphabet(rng):
     c = rng.choice("bcdefghijklmnopqrstuvwxy")
+
+    def solve(x):
+        k = ord(x["letter"]) - 96
+        return "counting " + ", ".join(f"{chr(64 + i)} = {i}" if i in (1, 2, k) else chr(64 + i) for i in range(1, k + 1)), k
+
     return _count(rng, ["What position does the letter '{C}' have in the English alphabet, counting A as 1?",
                         "Counting from A = 1, what number is the letter '{C}' in the alphabet?",
                         "If A is 1 and B is 2, what number is '{C}'?"], {"C": c.upper()}, "alphabet_pos",
-                  {"letter": c}, ord(c) - 96, ["'{C}' is letter number {x}.", "It's position {x}."])
+                  {"letter": c}, solve, lambda x: with_arg(x, "letter", chr(ord(x["letter"]) + rng.choice([-1, 1]))))
 
 
 @template("counting", "range")
 def _range(rng):
     a = rng.randint(1, 200)
     b = a + rng.randint(3, 150)
+
+    def solve(x):
+        a, b = x["a"], x["b"]
+        return f"{b} - {a} + 1 = {b - a + 1}", b - a + 1
+
     return _count(rng, ["How many whole numbers are there from {a} to {b}, counting both ends?",
                         "Counting {a} and {b} themselves, how many integers lie from {a} to {b}?",
                         "How many numbers are in the list {a}, {a1}, ..., {b}?"], {"a": a, "a1": a + 1, "b": b},
-                  "count_range", {"a": a, "b": b}, b - a + 1, ["There {are} {x} of them."], extras=[b - a, b - a + 2])
+                  "count_range", {"a": a, "b": b}, solve,
+                  lambda x: _one_of(rng, x, ["a", "b"], a=(1, x["b"] - 2), b=(x["a"] + 2, None)), extras=[b - a, b - a + 2])
 
 
 # ---------------------------------------------------------------- dates
@@ -608,49 +935,64 @@ def _rand_date(rng, lo: int = 1950, hi: int = 2035) -> dt.date:
     return start + dt.timedelta(days=rng.randrange((dt.date(hi, 12, 31) - start).days))
 
 
-def _dated(rng, prompts, ctx, frames, op, args, answer, wrong, kind, error="off_by_one"):
-    prompt = rng.choice(prompts).format(**ctx)
-    return framed(prompt, frames, ctx, answer, wrong, {"op": op, "args": args, "error": error, "answer_kind": kind})
+def _iso_shift(iso: str, days: int) -> str:
+    return (dt.date.fromisoformat(iso) + dt.timedelta(days=days)).isoformat()
 
 
-WD_FUTURE = ["{x}", "{x}.", "It will be {x}.", "It'll be a {x}.", "That's a {x}.", "In {n} days it will be {x}.",
-             "Answer: {x}", "The answer is {x}.", "{x}!", "It falls on a {x}.", "That would be a {x}."]
-WD_PAST = ["{x}", "{x}.", "It was {x}.", "It was a {x}.", "{n} days ago it was {x}.", "Answer: {x}",
-           "The answer is {x}.", "That was a {x}.", "{x}!", "It fell on a {x}."]
+def _dated(rng, prompts, ctx, op, args, solve, kind, wrong, perturb=None):
+    return worked(rng, rng.choice(prompts).format(**ctx), solve, args, op=op, kind=kind, wrong=wrong, perturb=perturb)
 
 
-def _shifted(values: list, i: int, rng) -> tuple:
-    return values[i % len(values)], values[(i + rng.choice([-1, 1])) % len(values)]
+def _shift_day_perturb(rng, key="start"):
+    return lambda x: with_arg(x, key, WEEKDAYS[(WEEKDAYS.index(x[key]) + rng.choice([-1, 1, 2])) % 7])
 
 
-@template("dates", "weekday_after")
-def _weekday_after(rng):
+def _weekday_shift(rng, sign: int):
     d, n = rng.randrange(7), rng.randint(2, 400)
-    ans, wrong = _shifted(WEEKDAYS, d + n, rng)
-    return _dated(rng, ["Today is {d}. What day of the week will it be in {n} days?",
-                        "If today is a {d}, which weekday is it {n} days from now?",
-                        "It's {d}. What day will it be {n} days later?"], {"d": WEEKDAYS[d], "n": n}, WD_FUTURE,
-                  "weekday_shift", {"start": WEEKDAYS[d], "n": n}, ans, wrong, "weekday")
+    conn = rng.choice([", so ", "; ", ", hence "])
+
+    def solve(x):
+        n = abs(x["n"])
+        w, r = divmod(n, 7)
+        ans = WEEKDAYS[(WEEKDAYS.index(x["start"]) + sign * n) % 7]
+        return f"7 × {w} + {r} = {n}{conn}{x['start']} {'+' if sign > 0 else '-'} {r} day{'' if r == 1 else 's'} → {ans}", ans
+
+    if sign > 0:
+        prompts = ["Today is {d}. What day of the week will it be in {n} days?",
+                   "If today is a {d}, which weekday is it {n} days from now?", "It's {d}. What day will it be {n} days later?"]
+    else:
+        prompts = ["Today is {d}. What day of the week was it {n} days ago?",
+                   "If today is a {d}, which weekday was it {n} days earlier?", "It's {d} today. What day was it {n} days back?"]
+    return _dated(rng, prompts, {"d": WEEKDAYS[d], "n": n}, "weekday_shift", {"start": WEEKDAYS[d], "n": sign * n}, solve,
+                  "weekday", cyc_wrong(rng, WEEKDAYS), _shift_day_perturb(rng))
 
 
-@template("dates", "weekday_before")
-def _weekday_before(rng):
-    d, n = rng.randrange(7), rng.randint(2, 400)
-    ans, wrong = _shifted(WEEKDAYS, d - n, rng)
-    return _dated(rng, ["Today is {d}. What day of the week was it {n} days ago?",
-                        "If today is a {d}, which weekday was it {n} days earlier?",
-                        "It's {d} today. What day was it {n} days back?"], {"d": WEEKDAYS[d], "n": n}, WD_PAST,
-                  "weekday_shift", {"start": WEEKDAYS[d], "n": -n}, ans, wrong, "weekday")
+template("dates", "weekday_after")(lambda rng: _weekday_shift(rng, 1))
+template("dates", "weekday_before")(lambda rng: _weekday_shift(rng, -1))
 
 
 @template("dates", "weekday_of")
 def _weekday_of(rng):
     d = _rand_date(rng)
-    ans, wrong = _shifted(WEEKDAYS, d.weekday(), rng)
+    if d.day < 3:
+        raise Retry
+
+    def solve(x):
+        d = dt.date.fromisoformat(x["date"])
+        first = d.replace(day=1)
+        w, r = divmod(d.day - 1, 7)
+        ans = WEEKDAYS[d.weekday()]
+        return (f"{date_str(first)} was a {WEEKDAYS[first.weekday()]}, and {MONTHS[d.month - 1]} {d.day} is "
+                f"{d.day - 1} days later; 7 × {w} + {r} = {d.day - 1}, so {WEEKDAYS[first.weekday()]} + {r} day{'' if r == 1 else 's'} → {ans}"), ans
+
     return _dated(rng, ["What day of the week does {d} fall on?", "Which weekday is {d}?",
-                        "On what day of the week is {d}?"], {"d": date_str(d)},
-                  ["{x}", "{x}.", "It falls on a {x}.", "{d} is a {x}.", "That's a {x}.", "Answer: {x}", "It's a {x}.",
-                   "The answer is {x}.", "A {x}."], "weekday_of", {"date": d.isoformat()}, ans, wrong, "weekday")
+                        "On what day of the week is {d}?"], {"d": date_str(d)}, "weekday_of", {"date": d.isoformat()},
+                  solve, "weekday", cyc_wrong(rng, WEEKDAYS),
+                  lambda x: with_arg(x, "date", _iso_shift(x["date"], rng.choice([-2, -1, 1, 2]))))
+
+
+def _year_len(y: int) -> int:
+    return 366 if calendar.isleap(y) else 365
 
 
 @template("dates", "days_between")
@@ -658,74 +1000,126 @@ def _days_between(rng):
     d1 = _rand_date(rng, 2000, 2030)
     gap = rng.randint(3, 500)
     d2 = d1 + dt.timedelta(days=gap)
-    wrong, mode = wrong_number(rng, str(gap))
+
+    def solve(x):
+        a, b = dt.date.fromisoformat(x["d1"]), dt.date.fromisoformat(x["d2"])
+        na, nb = a.timetuple().tm_yday, b.timetuple().tm_yday
+        gap = (b - a).days
+        if a.year == b.year:
+            return (f"{date_str(a)} is day {na} and {date_str(b)} is day {nb} of {a.year}, and {nb} - {na} = {gap}"), str(gap)
+        rest = _year_len(a.year) - na
+        middle = [_year_len(y) for y in range(a.year + 1, b.year)]
+        return (f"{date_str(a)} is day {na} of {a.year}, which has {_year_len(a.year)} days, so {_year_len(a.year)} - {na} = "
+                f"{rest} days remain; {date_str(b)} is day {nb} of {b.year}, and "
+                f"{' + '.join(map(str, [rest, *middle, nb]))} = {gap}"), str(gap)
+
+    def perturb(x):
+        new = _iso_shift(x["d1"], rng.choice([-2, -1, 1, 2]))
+        if new >= x["d2"]:
+            raise Retry
+        return with_arg(x, "d1", new)
+
     return _dated(rng, ["How many days after {d1} is {d2}?", "How many days pass from {d1} to {d2}?",
                         "Counting forward from {d1}, how many days until {d2}?"], {"d1": date_str(d1), "d2": date_str(d2)},
-                  ["{x}", "{x} day{s}", "{x} day{s}.", "It's {x} day{s}.", "That's {x} day{s} later.",
-                   "From {d1} to {d2} is {x} day{s}.", "Answer: {x} day{s}", "Exactly {x} day{s}.", "The gap is {x} day{s}."],
-                  "days_between", {"d1": d1.isoformat(), "d2": d2.isoformat()}, str(gap), wrong, "number", mode)
+                  "days_between", {"d1": d1.isoformat(), "d2": d2.isoformat()}, solve, "number", num_wrong(rng), perturb)
 
 
 def _month_shift(rng, sign: int):
     m, n = rng.randrange(12), rng.randint(1, 40)
-    ans, wrong = _shifted(MONTHS, m + sign * n, rng)
+
+    def solve(x):
+        n = abs(x["n"])
+        k, r = divmod(n, 12)
+        ans = MONTHS[(MONTHS.index(x["start"]) + sign * n) % 12]
+        return f"12 × {k} + {r} = {n}, so {x['start']} {'+' if sign > 0 else '-'} {r} months → {ans}", ans
+
     word = "month" if n == 1 else "months"
     if sign > 0:
         prompts = ["What month is it {n} {mw} after {m}?", "If it's {m} now, what month will it be in {n} {mw}?",
                    "Which month comes {n} {mw} after {m}?"]
-        frames = ["{x}", "{x}.", "It will be {x}.", "That lands in {x}.", "{n} {mw} after {m} is {x}.", "Answer: {x}",
-                  "The answer is {x}.", "You get {x}.", "{x}!"]
     else:
         prompts = ["What month was it {n} {mw} before {m}?", "If it's {m} now, what month was it {n} {mw} ago?",
                    "Which month comes {n} {mw} before {m}?"]
-        frames = ["{x}", "{x}.", "It was {x}.", "That lands in {x}.", "{n} {mw} before {m} is {x}.", "Answer: {x}",
-                  "The answer is {x}.", "You get {x}.", "{x}!"]
-    return _dated(rng, prompts, {"m": MONTHS[m], "n": n, "mw": word}, frames, "month_shift",
-                  {"start": MONTHS[m], "n": sign * n}, ans, wrong, "month")
+    return _dated(rng, prompts, {"m": MONTHS[m], "n": n, "mw": word}, "month_shift", {"start": MONTHS[m], "n": sign * n},
+                  solve, "month", cyc_wrong(rng, MONTHS),
+                  lambda x: with_arg(x, "start", MONTHS[(MONTHS.index(x["start"]) + rng.choice([-1, 1, 2])) % 12]))
 
 
 template("dates", "month_after")(lambda rng: _month_shift(rng, 1))
 template("dates", "month_before")(lambda rng: _month_shift(rng, -1))
 
-YES = ["Yes.", "Yes", "Yes, it is.", "Yes, {y} is a leap year.", "Yes, {y} has a February 29.", "Yes, it's a leap year."]
-NO = ["No.", "No", "No, it isn't.", "No, {y} is not a leap year.", "No, {y} has no February 29.", "No, it's not a leap year."]
+
+def _leap_reason(y: int) -> str:
+    if y % 400 == 0:
+        return f"{y} is divisible by 400"
+    if y % 100 == 0:
+        return f"{y} is divisible by 100 but not by 400"
+    if y % 4 == 0:
+        return f"{y} is divisible by 4 and not by 100"
+    return f"{y} is not divisible by 4"
 
 
 @template("dates", "leap_year")
 def _leap_year(rng):
     r = rng.random()
     y = (rng.randint(400, 599) * 4 if r < 0.4 else rng.randint(16, 24) * 100 if r < 0.6 else rng.randint(1600, 2400))
-    leap = y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
-    prompt = rng.choice(["Is {y} a leap year?", "Is {y} a leap year? Answer yes or no.",
-                         "Does {y} count as a leap year?"]).format(y=y)
-    good, bad = (YES, NO) if leap else (NO, YES)
-    return Draft(prompt, [f.format(y=y) for f in good], [f.format(y=y) for f in bad],
-                 {"op": "leap", "args": {"year": y}, "answer": "yes" if leap else "no",
-                  "wrong": "no" if leap else "yes", "error": "flipped", "answer_kind": "yesno"}, aligned=True)
+
+    def solve(x):
+        leap = calendar.isleap(x["year"])
+        return f"{_leap_reason(x['year'])}, so it is {'' if leap else 'not '}a leap year", "yes" if leap else "no"
+
+    def perturb(x):
+        y = x["year"]
+        cands = [y + d for d in (-2, -1, 1, 2, 4, -4, 100, -100) if calendar.isleap(y + d) != calendar.isleap(y)]
+        return with_arg(x, "year", rng.choice(cands))
+
+    return _dated(rng, ["Is {y} a leap year?", "Is {y} a leap year? Answer yes or no.", "Does {y} count as a leap year?"],
+                  {"y": y}, "leap", {"year": y}, solve, "yesno",
+                  lambda a: ("no" if a == "yes" else "yes", "flipped"), perturb)
 
 
 @template("dates", "days_in_month")
 def _days_in_month(rng):
     y, m = rng.randint(1900, 2100), (2 if rng.random() < 0.4 else rng.randint(1, 12))
+
+    def solve(x):
+        y, m = x["year"], x["month"]
+        n = calendar.monthrange(y, m)[1]
+        if m == 2:
+            return f"{_leap_reason(y)}, so February {y} has {n} days", str(n)
+        return f"{MONTHS[m - 1]} always has {n} days", str(n)
+
+    def perturb(x):
+        if x["month"] == 2:
+            y = x["year"]
+            return with_arg(x, "year", rng.choice([y + d for d in (-2, -1, 1, 2, 4, -4)
+                                                   if calendar.isleap(y + d) != calendar.isleap(y)]))
+        return with_arg(x, "month", rng.choice([k for k in (x["month"] - 1, x["month"] + 1) if 1 <= k <= 12]))
+
     n = calendar.monthrange(y, m)[1]
-    wrong, mode = ((57 - n, "leap_error") if m == 2 else (61 - n, "month_length"))
     return _dated(rng, ["How many days are in {m} {y}?", "How many days does {m} {y} have?",
-                        "What is the number of days in {m} {y}?"], {"m": MONTHS[m - 1], "y": y},
-                  ["{x}", "{x} days", "{x} days.", "{m} {y} has {x} days.", "It has {x} days.", "There are {x} days.",
-                   "Answer: {x}", "That month has {x} days.", "{x}."], "days_in_month", {"year": y, "month": m},
-                  str(n), str(wrong), "number", mode)
+                        "What is the number of days in {m} {y}?"], {"m": MONTHS[m - 1], "y": y}, "days_in_month",
+                  {"year": y, "month": m}, solve, "number",
+                  lambda a: ((str(57 - n), "leap_error") if m == 2 else (str(61 - n), "month_length")), perturb)
 
 
 def _date_shift(rng, sign: int):
     d, n = _rand_date(rng, 1990, 2035), rng.randint(2, 150)
-    ans = d + dt.timedelta(days=sign * n)
-    wrong = ans + dt.timedelta(days=rng.choice([-1, 1]))
     word = "after" if sign > 0 else "before"
+
+    def solve(x):
+        d = dt.date.fromisoformat(x["date"])
+        ans = date_str(d + dt.timedelta(days=x["n"]))
+        return f"{date_str(d)} {'+' if sign > 0 else '-'} {abs(x['n'])} days → {ans}", ans
+
+    def wrong(ans):
+        k = rng.choice([-1, 1, -2, 2])
+        return date_str(d + dt.timedelta(days=sign * n + k)), "off_by_one" if abs(k) == 1 else "off_by_small"
+
     return _dated(rng, ["What is the date {n} days {w} {d}?", "Which date is {n} days {w} {d}?",
                         "Count {n} days {w} {d}. What date do you get?"], {"d": date_str(d), "n": n, "w": word},
-                  ["{x}", "{x}.", "It's {x}.", "That's {x}.", "The date is {x}.", "It would be {x}.", "Answer: {x}",
-                   "You get {x}.", "{n} days {w} {d} is {x}."], "date_shift", {"date": d.isoformat(), "n": sign * n},
-                  date_str(ans), date_str(wrong), "date")
+                  "date_shift", {"date": d.isoformat(), "n": sign * n}, solve, "date", wrong,
+                  lambda x: with_arg(x, "date", _iso_shift(x["date"], rng.choice([-2, -1, 1, 2]))))
 
 
 template("dates", "date_after")(lambda rng: _date_shift(rng, 1))
@@ -735,34 +1129,61 @@ template("dates", "date_before")(lambda rng: _date_shift(rng, -1))
 @template("dates", "day_of_year")
 def _day_of_year(rng):
     d = _rand_date(rng)
-    n = d.timetuple().tm_yday
-    leap = calendar.isleap(d.year) and d.month > 2
-    wrong, mode = (n - 1, "leap_error") if leap and rng.random() < 0.5 else (n + rng.choice([-1, 1]), "off_by_one")
-    if wrong < 1:
-        wrong = n + 1
+
+    def solve(x):
+        d = dt.date.fromisoformat(x["date"])
+        lens = [calendar.monthrange(d.year, k)[1] for k in range(1, d.month)]
+        n = sum(lens) + d.day
+        if not lens:
+            return f"{date_str(d)} is in January, so it is day {d.day}", str(n)
+        head = f"the months before {MONTHS[d.month - 1]} have {' + '.join(map(str, lens))} = {sum(lens)} days" \
+            if len(lens) > 1 else f"January has {sum(lens)} days"
+        return f"{head}, and {sum(lens)} + {d.day} = {n}", str(n)
+
+    def wrong(ans):
+        leap = calendar.isleap(d.year) and d.month > 2
+        if leap and rng.random() < 0.5:
+            return str(int(ans) - 1), "leap_error"
+        v = int(ans)
+        return str(v + rng.choice([-1, 1]) if v > 1 else 2), "off_by_one"
+
     return _dated(rng, ["What day of the year is {d}? Count January 1 as day 1.",
                         "Counting January 1 as day 1, which day of the year is {d}?",
-                        "{d} is day number what of its year (January 1 = day 1)?"], {"d": date_str(d)},
-                  ["{x}", "Day {x}.", "It's day {x}.", "That's day {x} of the year.", "Answer: {x}", "{d} is day {x}.",
-                   "Day {x}", "It is day number {x}."], "day_of_year", {"date": d.isoformat()}, str(n), str(wrong),
-                  "number", mode)
+                        "{d} is day number what of its year (January 1 = day 1)?"], {"d": date_str(d)}, "day_of_year",
+                  {"date": d.isoformat()}, solve, "number", wrong,
+                  lambda x: with_arg(x, "date", _iso_shift(x["date"], rng.choice([-2, -1, 1, 2]))))
+
+
+def _hm(t: int) -> str:
+    return f"{t % 1440 // 60:02d}:{t % 60:02d}"
 
 
 @template("dates", "time_after")
 def _time_after(rng):
     start, m = rng.randrange(0, 1440, 5), rng.randint(15, 600)
-    end = (start + m) % 1440
-    wrong = (end + rng.choice([-60, 60, -10, 10])) % 1440
-    hm = lambda t: f"{t // 60:02d}:{t % 60:02d}"  # noqa: E731
-    span = f"{m} minutes" if rng.random() < 0.5 or m < 60 else (
+    long_form = rng.random() < 0.5 and m >= 60
+    span = f"{m} minutes" if not long_form else (
         f"{m // 60} hour{'s' if m >= 120 else ''}" + (f" and {m % 60} minutes" if m % 60 else ""))
+
+    def solve(x):
+        s = int(x["start"][:2]) * 60 + int(x["start"][3:])
+        h, mm = divmod(x["minutes"], 60)
+        return f"{x['start']} + {h} h {mm:02d} min → {_hm(s + x['minutes'])}", _hm(s + x["minutes"])
+
+    def wrong(ans):
+        t = int(ans[:2]) * 60 + int(ans[3:])
+        k = rng.choice([-60, 60, -10, 10])
+        return _hm(t + k), "hour_slip" if abs(k) == 60 else "off_by_small"
+
+    def perturb(x):
+        s = int(x["start"][:2]) * 60 + int(x["start"][3:])
+        return with_arg(x, "start", _hm(s + rng.choice([-60, 60, -10, 10, 5, -5])))
+
     return _dated(rng, ["It is {t} now. What time will it be in {span}? Use the 24-hour clock.",
                         "A train leaves at {t} and the trip takes {span}. When does it arrive (24-hour clock)?",
                         "Starting at {t}, what time is it {span} later? Answer in 24-hour time."],
-                  {"t": hm(start), "span": span}, ["{x}", "{x}.", "It will be {x}.", "At {x}.", "The clock will show {x}.",
-                                                   "Answer: {x}", "That's {x}.", "It'll be {x}.", "{x} exactly."],
-                  "time_shift", {"start": hm(start), "minutes": m}, hm(end), hm(wrong), "time",
-                  "hour_slip" if abs(wrong - end) % 1440 in (60, 1380) else "off_by_small")
+                  {"t": _hm(start), "span": span}, "time_shift", {"start": _hm(start), "minutes": m}, solve, "time",
+                  wrong, perturb)
 
 
 @template("dates", "full_weeks")
@@ -770,12 +1191,16 @@ def _full_weeks(rng):
     n = rng.randint(8, 400)
     if n % 7 == 0:
         n += rng.randint(1, 6)
-    ans, wrong = n // 7, (n // 7 + 1 if rng.random() < 0.6 else n // 7 - 1)
+
+    def solve(x):
+        n = x["days"]
+        q, r = divmod(n, 7)
+        return f"{n} - {r} = {n - r}, and {n - r} ÷ 7 = {q}", str(q)
+
     return _dated(rng, ["How many full weeks are in {n} days?", "{n} days make how many complete weeks?",
-                        "How many whole weeks fit into {n} days?"], {"n": n},
-                  ["{x}", "{x}.", "{x} full week{s}.", "There {are} {x} full week{s}.", "{n} days contain {x} full week{s}.",
-                   "Answer: {x}", "That's {x} complete week{s}.", "{x} whole week{s}."], "full_weeks", {"days": n},
-                  str(ans), str(wrong), "number", "rounding")
+                        "How many whole weeks fit into {n} days?"], {"n": n}, "full_weeks", {"days": n}, solve, "number",
+                  lambda a: (str(int(a) + 1 if rng.random() < 0.6 or a == "1" else int(a) - 1), "rounding"),
+                  lambda x: with_arg(x, "days", nudge(rng, x["days"], 7, None, steps=(7, 8, 14))))
 
 
 @template("dates", "age")
@@ -787,16 +1212,26 @@ def _age(rng):
     on = dt.date(year, rng.randint(1, 12), rng.randint(1, 28))
     if (on.month, on.day) == (born.month, born.day):
         raise Retry
+
+    def solve(x):
+        b, o = dt.date.fromisoformat(x["born"]), dt.date.fromisoformat(x["on"])
+        diff = o.year - b.year
+        bday = f"{MONTHS[b.month - 1]} {b.day}"
+        if (o.month, o.day) < (b.month, b.day):
+            return (f"{o.year} - {b.year} = {diff}, but the birthday ({bday}) has not come yet on {date_str(o)}, "
+                    f"so {diff} - 1 = {diff - 1}"), str(diff - 1)
+        return f"{o.year} - {b.year} = {diff}, and the birthday ({bday}) has already passed by {date_str(o)}, so {diff}", str(diff)
+
+    def perturb(x):
+        b = dt.date.fromisoformat(x["born"])
+        return with_arg(x, "born", b.replace(year=b.year + rng.choice([-2, -1, 1, 2])).isoformat())
+
     before = (on.month, on.day) < (born.month, born.day)
-    ans = year - born.year - before
-    wrong, mode = (ans + 1, "ignored_birthday") if before else (ans - 1, "off_by_one")
-    return _dated(rng, ["Someone was born on {b}. How old are they on {d}?",
-                        "A person born on {b} is how old on {d}?",
-                        "If your birthday is {b}, how old are you on {d}?"],
-                  {"b": date_str(born), "d": date_str(on)},
-                  ["{x}", "{x}.", "They are {x}.", "{x} years old.", "They're {x} years old.", "Answer: {x}",
-                   "Age: {x}", "They would be {x}."], "age", {"born": born.isoformat(), "on": on.isoformat()},
-                  str(ans), str(wrong), "number", mode)
+    return _dated(rng, ["Someone was born on {b}. How old are they on {d}?", "A person born on {b} is how old on {d}?",
+                        "If your birthday is {b}, how old are you on {d}?"], {"b": date_str(born), "d": date_str(on)},
+                  "age", {"born": born.isoformat(), "on": on.isoformat()}, solve, "number",
+                  lambda a: ((str(int(a) + 1), "ignored_birthday") if before else (str(int(a) - 1), "off_by_one")), perturb)
+
 
 # ---------------------------------------------------------------- instructions
 
