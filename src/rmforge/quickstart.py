@@ -92,7 +92,9 @@ def build_data(cfg: QuickstartConfig, out: Path, console) -> dict[str, Path]:
     recipe = DataRecipe(name="quickstart", sources=[source], split=split, exports=[], sample_format="jsonl",
                         output_dir=str(out), seed=cfg.seed, plugins=["rmforge.data.demo"],
                         process=[{"step": "filter", "drop_empty": True, "drop_identical": True}])
-    build_dataset(recipe, overwrite=True, console=_Quiet(console))
+    from rich.console import Console
+
+    build_dataset(recipe, overwrite=True, console=Console(quiet=True))  # quickstart prints its own summary
     files = {split: out / "samples" / f"{split}.jsonl" for split in ("train", "test")}
     for split, path in files.items():
         if not path.exists():
@@ -173,13 +175,3 @@ def _plots(out: Path) -> list[Path]:
         return plot_run(out)
     except RmforgeError:
         return []
-
-
-class _Quiet:
-    """Console stand-in that drops the data-build tables (quickstart prints its own summary)."""
-
-    def __init__(self, console) -> None:
-        self.console = console
-
-    def print(self, *args, **kwargs) -> None:
-        pass
