@@ -17,9 +17,9 @@ def test_version_via_console_script():
 
 
 def test_unfinished_stages_exit_2():
-    for stage in ("annotate", "serve"):
-        result = runner.invoke(app, [stage, "something"])
-        assert result.exit_code == 2, stage
+    for argv in (["annotate", "push", "x"], ["serve", "model"]):
+        result = runner.invoke(app, argv)
+        assert result.exit_code == 2, argv
         assert "not yet available" in result.output
 
 

@@ -67,6 +67,9 @@ def test_saved_model_scores_like_training(setup, tmp_path):
     enc, _ = RewardEncoder(tok, 384).encode_dataset(load_samples(setup / "val.jsonl"))
     rewards = score_samples(model, enc, tok.pad_token_id, batch_size=3)
     assert pair_eval_metrics(enc, rewards)["accuracy"] == summary["validation"]["accuracy"]
+    saved = [json.loads(line) for line in (out / "validation_rewards.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in saved] == [s.id for s in load_samples(setup / "val.jsonl")]
+    assert [r["chosen"] for r in saved] == pytest.approx([r[0] for r in rewards], abs=1e-5)
     with torch.no_grad():  # unbatched forward gives the same rewards
         one = [model(torch.tensor([e.input_ids])).logits[0, 0].item() for e in enc[0].encodings]
     assert one == pytest.approx(rewards[0], abs=1e-5)

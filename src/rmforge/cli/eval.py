@@ -70,3 +70,8 @@ def _write_json(path: str, data: dict) -> None:
     with atomic_text(path, overwrite=True) as fh:
         json.dump(data, fh, indent=2, ensure_ascii=False)
         fh.write("\n")
+
+
+from rmforge.cli.eval_judge import register as _register_eval_judge  # noqa: E402
+
+_register_eval_judge(app)

@@ -74,3 +74,8 @@ def pointwise(recipe: str = typer.Argument(None, help="recipe YAML (kind: train-
               overrides: list[str] = typer.Argument(None, help="dotted key=value overrides")) -> None:
     """Train a scalar / multi-attribute score regression model (e.g. HelpSteer2's five 0-4 attributes)."""
     run_guarded(lambda: _train("pointwise", recipe, overrides))
+
+
+from rmforge.cli.train_judge import register as _register_train_judge  # noqa: E402
+
+_register_train_judge(app)

@@ -82,6 +82,8 @@ class EncodedSample:
     """N-way: 1 = best (derived from ``candidate_scores`` when the sample has no ranks)."""
     scores: list[float] | None = None
     """Pointwise: one value per attribute of the ordered attribute list, NaN when missing."""
+    sample_id: str | None = None
+    """The sample's ``id`` (falls back to its index in the input where the sample has none)."""
 
 
 @dataclass
@@ -410,17 +412,17 @@ def _own_backend(tokenizer: Any) -> Any:
 
 
 def _labelled(index: int, s: Sample, encs: list[Encoded], attrs: list[str]) -> EncodedSample:
-    kind = s.kind
+    kind, sid = s.kind, s.id or str(index)
     if kind == "pair":
-        return EncodedSample(index, kind, encs, margin=s.margin, tie=s.tie)
+        return EncodedSample(index, kind, encs, margin=s.margin, tie=s.tie, sample_id=sid)
     if kind == "nway":
         ranks = s.ranks
         if ranks is None:  # competition ranking from scores: equal scores share a rank
             sc = s.candidate_scores
             ranks = [1 + sum(o > v for o in sc) for v in sc]
-        return EncodedSample(index, kind, encs, ranks=list(ranks))
+        return EncodedSample(index, kind, encs, ranks=list(ranks), sample_id=sid)
     scores = [float(s.scores.get(a, math.nan)) for a in attrs] if s.scores else [math.nan] * len(attrs)
-    return EncodedSample(index, kind, encs, scores=scores)
+    return EncodedSample(index, kind, encs, scores=scores, sample_id=sid)
 
 
 def _progress(total: int):

@@ -357,7 +357,7 @@ def _finish(cfg, engine, model, prep, state, log, out, final_eval: tuple | None)
             from rmforge.train.plot import save_validation_rewards
 
             save_validation_rewards(out, [r[0] for _, r in pairs], [r[1] for _, r in pairs],
-                                    [str(s.index) for s, _ in pairs])
+                                    [s.sample_id or str(s.index) for s, _ in pairs])
         mean = sum(flat) / len(flat) if flat else 0.0
         std = math.sqrt(sum((r - mean) ** 2 for r in flat) / len(flat)) if flat else 1.0
         manifest = {
