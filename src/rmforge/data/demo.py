@@ -34,7 +34,7 @@ from rmforge.data.schema import Sample, assistant, text, user
 from rmforge.errors import DataError, OutputExistsError
 
 DEMO_SOURCE = "rmforge-demo"
-DEMO_VERSION = 2
+DEMO_VERSION = 3
 """Bumped whenever a change alters the generated samples for an existing seed."""
 DEFAULT_PAIRS = 2400
 SPLITS = ("train", "test")

@@ -1070,7 +1070,7 @@ def _leap_year(rng):
 
     def perturb(x):
         y = x["year"]
-        cands = [y + d for d in (-2, -1, 1, 2, 4, -4, 100, -100) if calendar.isleap(y + d) != calendar.isleap(y)]
+        cands = [y + d for d in (-2, -1, 1, 2, 3, -3, 4, -4, 100, -100) if calendar.isleap(y + d) != calendar.isleap(y)]
         return with_arg(x, "year", rng.choice(cands))
 
     return _dated(rng, ["Is {y} a leap year?", "Is {y} a leap year? Answer yes or no.", "Does {y} count as a leap year?"],
@@ -1634,20 +1634,25 @@ QA = [  # (question, short answer, longer answer, one-word answer or None)
 ]
 
 
-@template("instructions", "lowercase")
-def _lowercase(rng):
-    q, short, long, _ = rng.choice(QA)
-    prompt = rng.choice(["Answer in all lowercase letters. {q}", "{q} Reply using only lowercase letters.",
-                         "Use no capital letters at all in your answer. {q}"]).format(q=q)
-    return _instr(prompt, [short.lower(), long.lower()], [short, long], {"case": "lower"})
+CLOSING_WORDS = ["Cheers", "Enjoy", "Goodbye", "Thanks", "Done", "Onward", "Ciao", "Bravo"]
 
 
-@template("instructions", "uppercase")
-def _uppercase(rng):
+@template("instructions", "end_with")
+def _end_with(rng):
     q, short, long, _ = rng.choice(QA)
-    prompt = rng.choice(["ANSWER IN ALL CAPS: {q}", "{q} Write your whole answer in uppercase letters.",
-                         "Reply in capital letters only. {q}"]).format(q=q)
-    return _instr(prompt, [short.upper(), long.upper()], [short, long], {"case": "upper"})
+    w, other = rng.sample(CLOSING_WORDS, 2)
+    prompt = rng.choice(["End your reply with the word '{w}'. {q}", "{q} Finish your answer with '{w}'.",
+                         'Your answer must end with the word "{w}". {q}']).format(w=w, q=q)
+    return _instr(prompt, [f"{short} {w}.", f"{short} {w}!", f"{long} {w}."],
+                  [f"{w}. {short}", f"{short} {other}.", f"{w}! {long}", short], {"ends_with": w})
+
+
+@template("instructions", "quoted")
+def _quoted(rng):
+    q, short, long, _ = rng.choice(QA)
+    prompt = rng.choice(["Put your whole answer inside double quotes. {q}", "{q} Wrap the answer in double quotation marks.",
+                         'Reply between double quotes, "like this". {q}']).format(q=q)
+    return _instr(prompt, [f'"{short}"', f'"{long}"'], [short, long, f"'{short}'", f"'{long}'"], {"quoted": True})
 
 
 @template("instructions", "one_word")
