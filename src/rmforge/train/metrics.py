@@ -80,7 +80,7 @@ class MetricsLog:
     def write(self, row: dict) -> None:
         if not self.enabled:
             return
-        self.fh.write(json.dumps(row, default=_jsonable) + "\n")
+        self.fh.write(json.dumps(_finite(row), default=_jsonable, allow_nan=False) + "\n")
         self.fh.flush()
         step = row.get("step", 0)
         scalars = {k: v for k, v in row.items() if isinstance(v, (int, float)) and k != "step"}
@@ -101,9 +101,18 @@ class MetricsLog:
 
 
 def _jsonable(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
     return str(value)
+
+
+def _finite(value):
+    """Strict JSON: NaN / inf (at any depth) become null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
