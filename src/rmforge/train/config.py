@@ -28,7 +28,10 @@ class DataConfig(ConfigModel):
     validation_fraction: float = Field(default=0.0, ge=0.0, lt=1.0)
     """Share of the training prompts held out for validation when no validation file is given."""
     limit: int | None = Field(default=None, ge=1)
-    """Use at most this many training samples (after conversion), for quick runs."""
+    """Use at most this many training samples (after conversion), for quick runs (see ``limit_order``)."""
+    limit_order: Literal["random", "head"] = "random"
+    """Which samples ``limit`` keeps: a seeded random subset in file order (files are often grouped by
+    source or category), or the first ones (reads no further than needed)."""
 
 
 class OptimConfig(ConfigModel):

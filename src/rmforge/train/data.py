@@ -10,8 +10,20 @@ from rmforge.errors import RmforgeError
 
 
 def read_any(path: str, fmt: str = "canonical", fields: dict | None = None, options: dict | None = None,
-             limit: int | None = None) -> list[Sample]:
-    """Samples from a canonical file, a converter-readable file/folder, or a hub id (``format`` = converter)."""
+             limit: int | None = None, limit_order: str = "head", seed: int = 0) -> list[Sample]:
+    """Samples from a canonical file, a converter-readable file/folder, or a hub id (``format`` = converter).
+
+    ``limit`` keeps the first samples (``limit_order="head"``) or a ``seed``-ed random subset in file
+    order (``"random"``: the whole input is read).
+    """
+    if limit and limit_order == "random":
+        everything = read_any(path, fmt, fields, options)
+        if len(everything) <= limit:
+            return everything
+        import random
+
+        keep = sorted(random.Random(f"rmforge-limit:{seed}").sample(range(len(everything)), limit))
+        return [everything[i] for i in keep]
     from rmforge.data.sources import SourceConfig, load_source
 
     looks_local = os.path.exists(path)

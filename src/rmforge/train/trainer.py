@@ -58,7 +58,8 @@ def prepare(cfg: TrainBase, progress: bool = True) -> Prepared:
     allowed_kinds = ("pointwise",) if pointwise else ("pair", "nway")
     if not cfg.data.train:
         raise RmforgeError("no training data: set data.train=PATH (canonical file, or data.format=CONVERTER)")
-    train = read_any(cfg.data.train, cfg.data.format, cfg.data.fields, cfg.data.options, cfg.data.limit)
+    train = read_any(cfg.data.train, cfg.data.format, cfg.data.fields, cfg.data.options, cfg.data.limit,
+                     cfg.data.limit_order, cfg.seed)
     if cfg.data.validation:
         val = read_any(cfg.data.validation, cfg.data.format, cfg.data.fields, cfg.data.options)
     elif cfg.data.validation_fraction > 0:
