@@ -188,7 +188,7 @@ def test_evaluate_api_and_outputs(root, tmp_path):
     assert {"accuracy", "n", "ci_low", "ci_high", "groups", "baselines", "counts", "samples"} <= set(data)
     assert data["accuracy"] == result.accuracy and len(data["samples"]) == 20
     assert "| overall |" in result.markdown() and result.table().row_count == len(result.rows())
-    with pytest.raises(RmforgeError, match="not yet available: rewardbench"):
+    with pytest.raises(RmforgeError, match="unknown subset 'dates'"):  # demo pairs are not RewardBench data
         evaluate(str(root / "run"), benchmark="rewardbench", data=root / "test.jsonl")
     with pytest.raises(RmforgeError, match="unknown option"):
         evaluate(str(root / "run"), data=root / "test.jsonl", bogus=1)

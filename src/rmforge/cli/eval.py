@@ -1,4 +1,4 @@
-"""``rmforge eval``: score reward models on preference data (thin: load -> score -> print/save)."""
+"""``rmforge eval``: score reward models on preference files and benchmarks (thin: load -> score -> print/save)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ app = typer.Typer(no_args_is_help=True, help="Evaluate reward models.")
 
 @app.callback()
 def _group() -> None:
-    """Evaluate reward models (more benchmarks will join ``preference``)."""
+    """Evaluate reward models: preference files, RewardBench 1/2, RM-Bench; compare two results."""
 
 
 @app.command("preference")
@@ -30,6 +30,7 @@ def preference(
     n_boot: int = typer.Option(1000, "--n-boot", min=1, help="bootstrap resamples for the intervals"),
     seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
     limit: int = typer.Option(None, "--limit", min=1, help="evaluate only the first N samples"),
+    report: str = typer.Option(None, "--report", help="write report.md/report.html and PNG plots to this folder"),
 ) -> None:
     """Accuracy on a preference file with bootstrap CIs, per group, against length baselines."""
 
@@ -55,9 +56,83 @@ def preference(
                 out["baseline"] = base.to_dict()
             _write_json(json_out, out)
             err_console.print(f"result written to {json_out}")
+        _write_report(report, result)
         if base is not None:
             console.print(f"baseline {base.summary()}", highlight=False)
         console.print(result.summary(), highlight=False)
+
+    run_guarded(run)
+
+
+def _write_report(folder: str | None, result) -> None:
+    if folder:
+        from rmforge.evaluate.report import write_report
+
+        write_report(result, folder)
+        err_console.print(f"report written to {folder}/report.md (and report.html, PNG plots)")
+
+
+def _benchmark_command(name: str, title: str, data_help: str) -> None:
+    def command(
+        model: str = typer.Argument(..., help="run directory, model folder, or embedded name (minilm-l6, ...)"),
+        data: str = typer.Argument(None, help=data_help),
+        json_out: str = typer.Option(None, "--json", help="write the result (with per-sample records) here"),
+        report: str = typer.Option(None, "--report", help="write report.md/report.html and PNG plots here"),
+        batch_size: int = typer.Option(32, "--batch-size", min=1, help="responses per forward pass"),
+        max_length: int = typer.Option(None, "--max-length", min=2, help="token limit (default: the run's, else 512)"),
+        fmt: str = typer.Option("auto", "--format",
+                                help="auto (upstream layout or canonical rmforge samples), canonical, or a converter"),
+        precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 or fp16 autocast"),
+        n_boot: int = typer.Option(1000, "--n-boot", min=1, help="bootstrap resamples for the intervals"),
+        seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
+        limit: int = typer.Option(None, "--limit", min=1, help="evaluate only the first N samples"),
+    ) -> None:
+        def run() -> None:
+            from rmforge.evaluate import evaluate
+
+            result = evaluate(model, name, data, format=fmt, limit=limit, batch_size=batch_size,
+                              max_length=max_length, precision=precision, n_boot=n_boot, seed=seed)
+            console.print(result.table())
+            if json_out:
+                result.to_json(json_out)
+                err_console.print(f"result written to {json_out}")
+            _write_report(report, result)
+            console.print(result.summary(), highlight=False)
+
+        run_guarded(run)
+
+    command.__doc__ = f"{title}: official scoring rules, bootstrap CIs, length and calibration diagnostics."
+    app.command(name)(command)
+
+
+_benchmark_command("rewardbench", "RewardBench 1",
+                   "allenai/reward-bench 'filtered' split file (prompt, chosen, rejected, subset, id, ...); "
+                   "default: the hub copy")
+_benchmark_command("rewardbench2", "RewardBench 2",
+                   "allenai/reward-bench-2 file (id, prompt, chosen [list], rejected [list], subset, ...); "
+                   "default: the hub copy")
+_benchmark_command("rm-bench", "RM-Bench",
+                   "RM-Bench data folder or file (*_filtered.json per domain, or total_dataset.json)")
+
+
+@app.command("compare")
+def compare(
+    result_a: str = typer.Argument(..., help="result JSON of model A (rmforge eval ... --json)"),
+    result_b: str = typer.Argument(..., help="result JSON of model B, same benchmark"),
+    json_out: str = typer.Option(None, "--json", help="write the comparison to this JSON file"),
+    n_boot: int = typer.Option(1000, "--n-boot", min=1, help="bootstrap resamples"),
+    seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
+) -> None:
+    """Side-by-side figures of two results with the paired bootstrap difference B - A."""
+
+    def run() -> None:
+        from rmforge.evaluate.compare import compare_results
+
+        cmp = compare_results(result_a, result_b, n_boot=n_boot, seed=seed)
+        console.print(cmp.table())
+        if json_out:
+            _write_json(json_out, cmp.to_dict())
+            err_console.print(f"comparison written to {json_out}")
 
     run_guarded(run)
 

@@ -169,7 +169,9 @@ def check_samples(spec: BenchmarkSpec, samples: Sequence[Sample], where: str | N
         if s.subset not in spec.subsets:
             close = difflib.get_close_matches(str(s.subset), spec.subsets, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
-            fail(f"unknown subset {s.subset!r}{hint} (known: {', '.join(spec.subsets)})", "subset")
+            extra = (" - name a per-domain file <domain>_filtered.json or give records a 'domain' field"
+                     if spec.name == "rm-bench" else "")
+            fail(f"unknown subset {s.subset!r}{hint} (known: {', '.join(spec.subsets)}){extra}", "subset")
         if spec.name == "rewardbench2":
             n_chosen = n_chosen_of(s)
             if n_chosen < 1 or n_chosen == len(s.candidates):

@@ -36,8 +36,34 @@ GROUP_KEYS = ("subset", "category")
 NO_GROUP = "(none)"
 
 
-@dataclass
-class PreferenceResult:
+@dataclass(kw_only=True)
+class RunResult:
+    """Fields and JSON output shared by every evaluation result (counts, speed, bootstrap settings)."""
+
+    counts: dict[str, Any]
+    seconds: float
+    pairs_per_s: float
+    n_boot: int
+    alpha: float
+    seed: int
+    data: str | None = None
+    scorer: dict[str, Any] = field(default_factory=dict)
+    per_sample: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    def to_dict(self, per_sample: bool = True) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def to_json(self, path: str | os.PathLike, per_sample: bool = True) -> None:
+        """Write :meth:`to_dict` atomically (replacing an existing file)."""
+        from rmforge.fileio import atomic_text
+
+        with atomic_text(path, overwrite=True) as fh:
+            json.dump(self.to_dict(per_sample), fh, indent=2, ensure_ascii=False)
+            fh.write("\n")
+
+
+@dataclass(kw_only=True)
+class PreferenceResult(RunResult):
     """Outcome of :func:`evaluate_preference`; ``accuracy``/``ci_low``/``ci_high``/``n`` are the overall figures."""
 
     model: str
@@ -48,15 +74,6 @@ class PreferenceResult:
     length_matched: Accuracy
     length_correlation: dict[str, float]
     mean_margin: float
-    counts: dict[str, Any]
-    seconds: float
-    pairs_per_s: float
-    n_boot: int
-    alpha: float
-    seed: int
-    data: str | None = None
-    scorer: dict[str, Any] = field(default_factory=dict)
-    per_sample: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     @property
     def accuracy(self) -> float:
@@ -86,14 +103,6 @@ class PreferenceResult:
         if per_sample:
             out["samples"] = self.per_sample
         return _clean(out)
-
-    def to_json(self, path: str | os.PathLike, per_sample: bool = True) -> None:
-        """Write :meth:`to_dict` atomically (replacing an existing file)."""
-        from rmforge.fileio import atomic_text
-
-        with atomic_text(path, overwrite=True) as fh:
-            json.dump(self.to_dict(per_sample), fh, indent=2, ensure_ascii=False)
-            fh.write("\n")
 
     def rows(self) -> list[tuple[str, Accuracy]]:
         """(label, figure) rows shared by :meth:`table` and :meth:`markdown`."""
@@ -173,6 +182,7 @@ def evaluate_preference(scorer, samples: Sequence[Sample], *, group_by: str | No
         if r is None:
             continue
         lengths = [len(text(resp)) for resp in s.responses()]
+        rec["lengths"] = lengths
         all_rewards += r
         all_lengths += lengths
         if s.kind == "pair":
