@@ -16,13 +16,6 @@ def test_version_via_console_script():
     assert out.stdout.strip() == f"rmforge {__version__}"
 
 
-def test_unfinished_stages_exit_2():
-    for argv in (["annotate", "push", "x"], ["serve", "model"]):
-        result = runner.invoke(app, argv)
-        assert result.exit_code == 2, argv
-        assert "not yet available" in result.output
-
-
 def test_config_show_resolves_overrides(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("kind: data\nsources: [{path: x.jsonl}]\n")

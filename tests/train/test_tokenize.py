@@ -148,6 +148,34 @@ def test_response_fits_only_with_protected_tokens(tok):
     assert enc.encode([user(words(0, 20))], [assistant("yes yes yes yes yes")]) is None
 
 
+def test_truncate_response_cuts_only_what_does_not_fit(tok):
+    samples = [pair(2, sid="fits"), pair(30, sid="cut"), pair(2, chosen=words(0, 40), sid="long")]
+    enc = RewardEncoder(tok, 20, length_policy="truncate_response")
+    ref = RewardEncoder(tok, 20)
+    for s in samples[:2]:  # where the prompt cut suffices, exactly truncate_prompt's rows
+        assert enc.encode_sample(s) == ref.encode_sample(s)
+    c, r = enc.encode_sample(samples[2])
+    assert len(c.input_ids) == 20 and c.truncated and c.response_cut > 0 and r.response_cut == 0
+    assert c.input_ids[:c.prompt_len] == r.input_ids[:r.prompt_len] == [2, 5, 7, 6]  # prompt: only protected
+    full = RewardEncoder(tok, 1000).encode_sample(samples[2])[0]
+    assert c.input_ids[-2:] == [VOCAB["<|end|>"], VOCAB["</s>"]] == full.input_ids[-2:]  # closing tokens kept
+    body = c.input_ids[c.prompt_len:-2]
+    assert body == full.input_ids[full.prompt_len:full.prompt_len + len(body)]  # text cut from the right
+    assert len(full.input_ids) - len(c.input_ids) == c.response_cut + full.prompt_len - c.prompt_len
+    kept, stats = enc.encode_dataset(samples)
+    assert (stats.kept, stats.truncated, stats.response_truncated, stats.dropped) == (3, 2, 1, {})
+    assert stats.as_dict()["response_truncated"] == 1 and "responses cut in 1" in str(stats)
+
+
+def test_truncate_response_keeps_bert_sep(minilm):
+    enc = RewardEncoder(minilm, 16, length_policy="truncate_response")
+    c, r = enc.encode_sample(pair(3, chosen=words(0, 30), rejected="no"))
+    assert len(c.input_ids) == len(c.token_type_ids) == 16 and c.input_ids[-1] == minilm.sep_token_id
+    assert c.input_ids[:c.prompt_len] == r.input_ids[:r.prompt_len]
+    assert c.token_type_ids == [0] * c.prompt_len + [1] * (16 - c.prompt_len)
+    assert minilm.decode(c.input_ids[c.prompt_len:], skip_special_tokens=True).startswith("w0 w1")
+
+
 # ----------------------------------------------------------------------------- encoder pairs
 def test_bert_pair_format(minilm):
     enc = RewardEncoder(minilm, 128)

@@ -1,15 +1,57 @@
-"""``rmforge serve``: the reward-model scoring server (issue 6; not yet available)."""
+"""``rmforge serve``: the reward-model scoring server (thin: options -> backend -> app -> uvicorn)."""
 
 from __future__ import annotations
 
 import typer
 
-from rmforge.cli.common import err_console
+from rmforge.cli.common import run_guarded
 
 
-def serve(args: list[str] = typer.Argument(None)) -> None:
-    """(serve: not yet available)"""
-    from rmforge import __version__
+def serve(
+    ctx: typer.Context,
+    model: str = typer.Argument(..., help="run directory, model folder, or embedded name (minilm-l6, smollm2-135m)"),
+    host: str = typer.Option("127.0.0.1", "--host", help="interface to listen on"),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="port (0: any free port)"),
+    token: str = typer.Option(None, "--token", envvar="RMFORGE_SERVE_TOKEN",
+                              help="bearer token clients must send (or RMFORGE_SERVE_TOKEN)"),
+    no_auth: bool = typer.Option(False, "--no-auth", help="no authentication (loopback hosts only)"),
+    normalize: bool = typer.Option(False, "--normalize", help="/get_reward returns (r - mean) / std of the run"),
+    batch_size: int = typer.Option(None, "--batch-size", min=1,
+                                   help="rows per forward pass (default: 8 on CPU, 64 on GPU)"),
+    max_batch_rows: int = typer.Option(64, "--max-batch-rows", min=1, help="responses merged per batching step"),
+    max_wait_ms: float = typer.Option(5.0, "--max-wait-ms", min=0, help="wait for more requests before a step"),
+    max_queue_rows: int = typer.Option(4096, "--max-queue", min=1, help="queued responses before 503"),
+    max_items: int = typer.Option(1024, "--max-items", min=1, help="responses per request before 413"),
+    max_body_mb: float = typer.Option(8.0, "--max-body-mb", min=0.001, help="request body limit (413)"),
+    timeout_s: float = typer.Option(60.0, "--timeout", min=0.001, help="per-request limit in seconds (504)"),
+    no_batching: bool = typer.Option(False, "--no-batching", help="one forward per request (baseline)"),
+    max_length: int = typer.Option(None, "--max-length", min=2, help="token limit (default: the run's, else 512)"),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 or fp16 autocast"),
+    device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:1 (default: cuda when available)"),
+    threads: int = typer.Option(None, "--threads", min=1, help="torch CPU threads (default: torch's choice)"),
+) -> None:
+    """Serve a reward model over HTTP; prints `serving on http://HOST:PORT` when ready."""
 
-    err_console.print(f"[red]error:[/] 'rmforge serve' is not yet available in rmforge {__version__}")
-    raise typer.Exit(2)
+    def run() -> None:
+        from rmforge.errors import ConfigError
+        from rmforge.serve.app import create_app
+        from rmforge.serve.backend import ScalarBackend
+        from rmforge.serve.config import ServeConfig, check_auth
+        from rmforge.serve.server import run_server
+
+        if ctx.args:
+            raise ConfigError(f"unexpected arguments: {' '.join(ctx.args)}")
+        check_auth(host, token, no_auth)
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
+        cfg = ServeConfig(max_batch_rows=max_batch_rows, max_wait_ms=max_wait_ms, dynamic_batching=not no_batching,
+                          max_queue_rows=max_queue_rows, max_items=max_items,
+                          max_body_bytes=int(max_body_mb * 1024 * 1024), timeout_s=timeout_s, normalize=normalize)
+        on_gpu = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
+        backend = ScalarBackend.load(model, max_length=max_length, batch_size=batch_size or (64 if on_gpu else 8),
+                                     precision=precision, device=device)
+        run_server(create_app(backend, cfg, None if no_auth else token), host, port)
+
+    run_guarded(run)

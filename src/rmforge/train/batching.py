@@ -9,6 +9,10 @@
   (:func:`unflatten` puts row rewards into ``[B, N]``).
 * :func:`pointwise_batch`: one row per sample; meta ``targets`` ``[B, A]`` with NaN for missing.
 
+* :func:`packed_batch`: the same meta with a :class:`~rmforge.train.packing.PackedBatch` (decoders,
+  ``prefix_shared`` / ``padding_free``); :func:`batch_order` puts its per-response outputs (sample
+  order) into the row order of the builders above, so the losses read them the same way.
+
 Every meta also has ``sample_index`` (dataset indices). Ordering by length is the sampler's job.
 """
 
@@ -19,9 +23,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from rmforge.train.packing import MODES, PackedBatch, pack
 from rmforge.train.tokenize import Encoded, EncodedSample
 
-__all__ = ["collate", "nway_batch", "pair_batch", "pointwise_batch", "unflatten"]
+__all__ = ["batch_order", "collate", "nway_batch", "packed_batch", "pair_batch", "pointwise_batch", "unflatten"]
 
 
 def collate(encodings: Sequence[Encoded], pad_id: int, pad_to_multiple_of: int | None = None) -> dict[str, Tensor]:
@@ -58,32 +63,36 @@ def pair_batch(samples: Sequence[EncodedSample], pad_id: int, pad_to_multiple_of
     """Batch ``[all chosen..., all rejected...]`` and meta ``margin`` [B] float, ``tie`` [B] bool."""
     _check(samples, "pair")
     rows = [s.encodings[0] for s in samples] + [s.encodings[1] for s in samples]
-    meta = {
-        "margin": torch.tensor([s.margin or 0.0 for s in samples], dtype=torch.float32),
-        "tie": torch.tensor([s.tie for s in samples], dtype=torch.bool),
-        "sample_index": torch.tensor([s.index for s in samples], dtype=torch.long),
-    }
-    return collate(rows, pad_id, pad_to_multiple_of), meta
+    return collate(rows, pad_id, pad_to_multiple_of), _pair_meta(samples)
+
+
+def _pair_meta(samples: Sequence[EncodedSample]) -> dict[str, Tensor]:
+    return {"margin": torch.tensor([s.margin or 0.0 for s in samples], dtype=torch.float32),
+            "tie": torch.tensor([s.tie for s in samples], dtype=torch.bool),
+            "sample_index": torch.tensor([s.index for s in samples], dtype=torch.long)}
 
 
 def nway_batch(samples: Sequence[EncodedSample], pad_id: int, pad_to_multiple_of: int | None = None
                ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """Flattened candidates; meta ``index``/``slot`` [R], ``ranks`` [B, N] (0 = padding), ``mask`` [B, N]."""
     _check(samples, "nway")
+    rows = [e for s in samples for e in s.encodings]
+    return collate(rows, pad_id, pad_to_multiple_of), _nway_meta(samples)
+
+
+def _nway_meta(samples: Sequence[EncodedSample]) -> dict[str, Tensor]:
     n = max(len(s.encodings) for s in samples)
-    rows, index, slot = [], [], []
+    index, slot = [], []
     ranks = torch.zeros(len(samples), n, dtype=torch.long)
     mask = torch.zeros(len(samples), n, dtype=torch.bool)
     for b, s in enumerate(samples):
         k = len(s.encodings)
-        rows += s.encodings
         index += [b] * k
         slot += range(k)
         ranks[b, :k] = torch.tensor(s.ranks, dtype=torch.long)
         mask[b, :k] = True
-    meta = {"index": torch.tensor(index, dtype=torch.long), "slot": torch.tensor(slot, dtype=torch.long),
+    return {"index": torch.tensor(index, dtype=torch.long), "slot": torch.tensor(slot, dtype=torch.long),
             "ranks": ranks, "mask": mask, "sample_index": torch.tensor([s.index for s in samples], dtype=torch.long)}
-    return collate(rows, pad_id, pad_to_multiple_of), meta
 
 
 def unflatten(rewards: Tensor, meta: dict[str, Tensor]) -> Tensor:
@@ -97,6 +106,30 @@ def pointwise_batch(samples: Sequence[EncodedSample], pad_id: int, pad_to_multip
                     ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """One row per sample; meta ``targets`` [B, A] float32 (NaN = missing attribute)."""
     _check(samples, "pointwise")
-    meta = {"targets": torch.tensor([s.scores for s in samples], dtype=torch.float32),
+    return collate([s.encodings[0] for s in samples], pad_id, pad_to_multiple_of), _pointwise_meta(samples)
+
+
+def _pointwise_meta(samples: Sequence[EncodedSample]) -> dict[str, Tensor]:
+    return {"targets": torch.tensor([s.scores for s in samples], dtype=torch.float32),
             "sample_index": torch.tensor([s.index for s in samples], dtype=torch.long)}
-    return collate([s.encodings[0] for s in samples], pad_id, pad_to_multiple_of), meta
+
+
+_META = {"pair": _pair_meta, "nway": _nway_meta, "pointwise": _pointwise_meta}
+
+
+def packed_batch(samples: Sequence[EncodedSample], pad_id: int, packing: str = "prefix_shared",
+                 row_tokens: int | None = None) -> tuple[PackedBatch, dict[str, Tensor]]:
+    """One homogeneous micro-batch packed (``prefix_shared`` or ``padding_free``) and its usual meta."""
+    if packing not in MODES:
+        raise ValueError(f"packed_batch: packing must be one of {', '.join(MODES)}, not {packing!r}")
+    kind = samples[0].kind if samples else "pair"
+    _check(samples, kind)
+    return pack([s.encodings for s in samples], pad_id, packing == "prefix_shared", row_tokens), _META[kind](samples)
+
+
+def batch_order(outputs: Tensor, kind: str, n: int) -> Tensor:
+    """Per-response outputs in sample order -> the builders' row order (pairs: all chosen, then all
+    rejected; N-way and pointwise already agree)."""
+    if kind != "pair":
+        return outputs
+    return outputs.reshape(n, 2, -1).transpose(0, 1).reshape(2 * n, -1)

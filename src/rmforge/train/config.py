@@ -63,6 +63,15 @@ class OptimConfig(ConfigModel):
     """Recompute activations in the backward pass (saves memory, costs ~30% time)."""
     length_grouping: bool = True
     """Group samples of similar length into a batch (less padding); order stays seeded."""
+    packing: Literal["auto", "prefix_shared", "padding_free", "none"] = "auto"
+    """Forward layout for decoder reward models (see docs/packing.md): ``prefix_shared`` = one sequence per
+    sample, ``[prompt | response_1 | ... | response_k]``, the prompt encoded once and each response seeing only
+    it and itself; ``padding_free`` = several samples per row, no padding; ``none`` = one padded row per
+    response. Same rewards (to float rounding) in every mode. ``auto`` = prefix_shared for decoders whose
+    attention takes custom masks (sdpa, eager, flex), padding_free under flash attention, none for encoders."""
+    token_budget: int | None = Field(default=None, ge=1)
+    """With packing: tokens per forward pass (after prefix sharing); micro-batches are cut by this budget
+    instead of ``micro_batch_size``. Steps, schedule and per-pair loss normalisation do not change."""
 
 
 class LossConfig(ConfigModel):
@@ -180,8 +189,9 @@ class TrainBase(ConfigModel):
     """Seed for initialisation, data order and dropout."""
     max_length: int = Field(default=384, ge=8)
     """Maximum tokens of prompt + response."""
-    length_policy: Literal["truncate_prompt", "drop"] = "truncate_prompt"
-    """Over-long samples: cut the prompt from the left (responses stay whole) or drop them; counts are logged."""
+    length_policy: Literal["truncate_prompt", "truncate_response", "drop"] = "truncate_prompt"
+    """Over-long samples: cut the prompt from the left (responses stay whole), also cut responses from the right
+    (``truncate_response``), or drop them; counts are logged."""
     train: OptimConfig = Field(default_factory=OptimConfig)
     """Optimisation."""
     eval: EvalConfig = Field(default_factory=EvalConfig)

@@ -1,7 +1,9 @@
 """Deterministic batch order: seeded shuffles with optional length grouping.
 
 The order of epoch ``e`` depends only on (seed, e, lengths, batch size), so a resumed run
-replays exactly the batches an uninterrupted run would have seen.
+replays exactly the batches an uninterrupted run would have seen. Optimizer batches always hold
+``batch_size`` samples; forward passes take ``micro`` samples (:func:`split_micro`) or, with packing,
+a token budget (:func:`split_by_tokens`), which never changes the step's result.
 """
 
 from __future__ import annotations
@@ -41,3 +43,18 @@ def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, gr
 def split_micro(batch: list[int], micro: int) -> list[list[int]]:
     """Cut one optimizer batch into forward-pass micro-batches."""
     return [batch[i:i + micro] for i in range(0, len(batch), micro)]
+
+
+def split_by_tokens(lengths: list[int], budget: int) -> list[list[int]]:
+    """Cut one optimizer batch (``lengths`` = tokens of each item once laid out) into consecutive
+    micro-batches of at most ``budget`` tokens; an item longer than the budget goes alone.
+    Returns positions into ``lengths``."""
+    parts: list[list[int]] = []
+    used = 0
+    for i, n in enumerate(lengths):
+        if not parts or used + n > budget:
+            parts.append([])
+            used = 0
+        parts[-1].append(i)
+        used += n
+    return parts

@@ -33,8 +33,12 @@ Length policy (``max_length`` counts every token, EOS included): ``drop`` drops 
 (BOS/CLS, a template's role marker right after BOS) and the prompt's closing tokens (end of the
 last turn + generation prefix, or the separator), so the final length is exactly ``max_length``.
 Responses are never cut: a sample whose response does not fit with those kept tokens is dropped
-("response too long"). All responses of a sample share one identical (possibly truncated)
-prompt, sized for the longest response.
+("response too long"). ``truncate_response`` cuts the prompt the same way and then, where a
+response still does not fit, cuts that response's text from the right, keeping its closing
+special tokens (the first special token among its last four, e.g. SEP, or an end-of-turn
+marker and EOS), so nothing is dropped for length (evaluation of short-context encoders on
+long benchmarks; counted as ``response_truncated``). All responses of a sample share one
+identical (possibly truncated) prompt, sized for the longest response.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ from typing import Any, Literal
 
 from rmforge.data.schema import Message, Sample
 
-LengthPolicy = Literal["truncate_prompt", "drop"]
+LengthPolicy = Literal["truncate_prompt", "truncate_response", "drop"]
 CHUNK_SAMPLES = 256
 """Samples per batched tokenizer call in :meth:`RewardEncoder.encode_dataset` (~512 texts for pairs)."""
 RESPONSE_TOO_LONG = "response too long"
@@ -67,6 +71,8 @@ class Encoded:
     token_type_ids: list[int] | None
     prompt_len: int
     truncated: bool = False
+    response_cut: int = 0
+    """Tokens cut from the response (``truncate_response`` only)."""
 
 
 @dataclass(slots=True)
@@ -92,6 +98,8 @@ class EncodeStats:
 
     kept: int = 0
     truncated: int = 0
+    response_truncated: int = 0
+    """Samples with at least one response cut (``truncate_response``)."""
     dropped: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -103,12 +111,14 @@ class EncodeStats:
         return self.kept + self.num_dropped
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kept": self.kept, "truncated": self.truncated, "dropped": self.num_dropped,
+        return {"kept": self.kept, "truncated": self.truncated, "response_truncated": self.response_truncated,
+                "dropped": self.num_dropped,
                 "dropped_by_reason": dict(self.dropped)}
 
     def __str__(self) -> str:
         why = ", ".join(f"{k}: {v}" for k, v in self.dropped.items())
-        return (f"kept {self.kept}/{self.total}, truncated {self.truncated}, dropped {self.num_dropped}"
+        cut = f" (responses cut in {self.response_truncated})" if self.response_truncated else ""
+        return (f"kept {self.kept}/{self.total}, truncated {self.truncated}{cut}, dropped {self.num_dropped}"
                 + (f" ({why})" if why else ""))
 
 
@@ -150,8 +160,9 @@ class RewardEncoder:
     def __init__(self, tokenizer: Any, max_length: int, length_policy: LengthPolicy = "truncate_prompt",
                  chat_template: str | None = None, append_eos: bool = True, system_prompt: str | None = None,
                  encoder: bool | None = None, template_kwargs: dict[str, Any] | None = None):
-        if length_policy not in ("truncate_prompt", "drop"):
-            raise ValueError(f"length_policy must be 'truncate_prompt' or 'drop', got {length_policy!r}")
+        if length_policy not in ("truncate_prompt", "truncate_response", "drop"):
+            raise ValueError(f"length_policy must be 'truncate_prompt', 'truncate_response' or 'drop', "
+                             f"got {length_policy!r}")
         if max_length < 2:
             raise ValueError(f"max_length must be >= 2, got {max_length}")
         self.tok, self.max_length, self.length_policy = tokenizer, int(max_length), length_policy
@@ -221,6 +232,7 @@ class RewardEncoder:
                     continue
                 stats.kept += 1
                 stats.truncated += res[0].truncated
+                stats.response_truncated += any(e.response_cut for e in res)
                 out.append(_labelled(start + i, s, res, attrs))
             if bar is not None:
                 bar.update(len(chunk))
@@ -371,7 +383,7 @@ class RewardEncoder:
         tail start) per sample; a tail of None is measured here, only for samples to truncate."""
         limit = self.max_length
         lazy = [i for i, s in enumerate(seqs) if s is not None and s[4] is None
-                and self.length_policy == "truncate_prompt" and max(len(r) for r in s[0]) > limit]
+                and self.length_policy != "drop" and max(len(r) for r in s[0]) > limit]
         tails = dict(zip(lazy, self._tail_lens([seqs[i][5] for i in lazy], [seqs[i][6] for i in lazy])))
         out: list[list[Encoded] | str] = []
         for i, s in enumerate(seqs):
@@ -386,13 +398,29 @@ class RewardEncoder:
                 out.append([Encoded(r, t, plen) for r, t in zip(ids, ttis)])
             elif self.length_policy == "drop":
                 out.append(TOO_LONG)
-            elif head + (tail if tail is not None else tails[i]) + longest - plen > limit:
+            elif (self.length_policy == "truncate_prompt"
+                  and head + (tail if tail is not None else tails[i]) + longest - plen > limit):
                 out.append(RESPONSE_TOO_LONG)
             else:  # same cut for every row: the prompt stays identical
-                cut = slice(head, head + over)
-                out.append([Encoded(r[:cut.start] + r[cut.stop:], None if t is None else t[:cut.start] + t[cut.stop:],
-                                    plen - over, True) for r, t in zip(ids, ttis)])
+                pcut = min(over, max(plen - head - (tail if tail is not None else tails[i]), 0))
+                cut = slice(head, head + pcut)
+                out.append([self._cut_response(r[:cut.start] + r[cut.stop:],
+                                               None if t is None else t[:cut.start] + t[cut.stop:], plen - pcut)
+                            for r, t in zip(ids, ttis)])
         return out
+
+    def _cut_response(self, ids: list[int], types: list[int] | None, plen: int) -> Encoded:
+        """A row whose prompt is already cut; cuts the response body from the right when still too long."""
+        over = len(ids) - self.max_length
+        if over <= 0:
+            return Encoded(ids, types, plen, True)
+        keep = next((j for j in range(max(plen, len(ids) - 4), len(ids)) if ids[j] in self._special), len(ids))
+        start = max(keep - over, plen)
+        if keep - start < over:  # the prompt's kept tokens and closing specials alone exceed max_length
+            raise ValueError(f"max_length {self.max_length} is too small to keep the prompt's special tokens")
+        cut = slice(start, start + over)
+        return Encoded(ids[:cut.start] + ids[cut.stop:], None if types is None else types[:cut.start] + types[cut.stop:],
+                       plen, True, over)
 
 
 def _own_backend(tokenizer: Any) -> Any:

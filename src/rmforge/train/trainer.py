@@ -18,12 +18,14 @@ from rmforge import __version__
 from rmforge.config import dump_config
 from rmforge.errors import RmforgeError
 from rmforge.train import checkpoint as ckpt_io
-from rmforge.train.batching import nway_batch, pair_batch, pointwise_batch
+from rmforge.train.attention import attn_implementation, resolve_packing, use_flex_attention
+from rmforge.train.batching import batch_order, nway_batch, packed_batch, pair_batch, pointwise_batch
 from rmforge.train.config import TrainBase
 from rmforge.train.engine import Engine
 from rmforge.train.losses import pairwise_loss, plackett_luce_loss, regression_loss
 from rmforge.train.metrics import MetricsLog, Window, peak_memory_mb
-from rmforge.train.sampler import epoch_batches, split_micro
+from rmforge.train.packing import doc_tokens, packed_outputs
+from rmforge.train.sampler import epoch_batches, split_by_tokens, split_micro
 from rmforge.train.scoring import model_outputs, pair_eval_metrics, pointwise_eval_metrics, score_samples
 
 
@@ -121,26 +123,35 @@ def _adamw(groups, lr: float, betas) -> torch.optim.Optimizer:
         return torch.optim.AdamW(groups, lr=lr, betas=betas)
 
 
-def batch_loss(model, items, pad_id: int, loss_cfg, device) -> tuple[torch.Tensor, dict]:
+def batch_loss(model, items, pad_id: int, loss_cfg, device, packing: str = "none") -> tuple[torch.Tensor, dict]:
     """Summed loss over the samples of one homogeneous micro-batch, plus running statistics.
 
     ``loss_cfg.tie_model`` should be resolved by the caller (the trainer resolves ``auto`` from the
-    whole training set); an unresolved ``auto`` is treated as ``none``.
+    whole training set); an unresolved ``auto`` is treated as ``none``. ``packing`` (resolved:
+    ``prefix_shared`` / ``padding_free`` / ``none``) only changes how the forward is laid out; the
+    statistics count real ``tokens`` and the ``positions`` processed (padding included).
     """
     kind = items[0].kind
-    builder = {"pair": pair_batch, "nway": nway_batch, "pointwise": pointwise_batch}[kind]
-    batch, meta = builder(items, pad_id)
-    batch = {k: v.to(device) for k, v in batch.items()}
     n = len(items)
+    if packing != "none":
+        packed, meta = packed_batch(items, pad_id, packing)
+        logits = batch_order(packed_outputs(model, packed.to(device)), kind, n)
+        size = {"tokens": packed.tokens, "positions": packed.positions}
+    else:
+        builder = {"pair": pair_batch, "nway": nway_batch, "pointwise": pointwise_batch}[kind]
+        batch, meta = builder(items, pad_id)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        logits = model(**batch).logits
+        size = {"tokens": int(batch["attention_mask"].sum()), "positions": batch["attention_mask"].numel()}
     if kind == "pointwise":
-        pred = model(**batch).logits.float()
+        pred = logits.float()
         loss, m = regression_loss(pred, meta["targets"].to(device), kind=loss_cfg.kind,
                                   huber_delta=loss_cfg.huber_delta)
         det = pred.detach()
         return loss * n, {"loss_sum": float(loss.detach()) * n, "samples": n, "mae_sum": float(m["mae"]) * n,
-                          "tokens": int(batch["attention_mask"].sum()), "r_sum": float(det[:, 0].sum()),
+                          **size, "r_sum": float(det[:, 0].sum()),
                           "r_count": n, "r_min": float(det.min()), "r_max": float(det.max())}
-    rewards = model(**batch).logits[:, 0].float()
+    rewards = logits[:, 0].float()
     if kind == "pair":
         rc, rr = rewards[:n], rewards[n:]
         tie = meta["tie"].to(device)
@@ -158,7 +169,7 @@ def batch_loss(model, items, pad_id: int, loss_cfg, device) -> tuple[torch.Tenso
         loss, m = plackett_luce_loss(r, meta["ranks"].to(device), meta["mask"].to(device))
         stats = {"nway": n, "top1": float(m["top1_accuracy"]) * n}
     det = rewards.detach()
-    stats.update(loss_sum=float(loss.detach()) * n, samples=n, tokens=int(batch["attention_mask"].sum()),
+    stats.update(loss_sum=float(loss.detach()) * n, samples=n, **size,
                  r_sum=float(det.sum()), r_count=det.numel(), r_min=float(det.min()), r_max=float(det.max()))
     return loss * n, stats
 
@@ -182,6 +193,9 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
 
         model = apply_lora(model, cfg.lora, gradient_checkpointing=cfg.train.gradient_checkpointing)
     opt = cfg.train
+    packing = _packing(model, opt.packing)
+    share = packing == "prefix_shared"
+    doc_lens = [doc_tokens(s.encodings, share) for s in prep.train] if packing != "none" else []
     lengths = [max(len(e.input_ids) for e in s.encodings) * len(s.encodings) for s in prep.train]
     keys = [s.kind for s in prep.train]
     steps_per_epoch = len(epoch_batches(lengths, opt.batch_size, cfg.seed, 0, opt.length_grouping, keys))
@@ -202,26 +216,33 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
         (out / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
         log.write({"event": "start", "step": state["step"], "total_steps": total, "data": prep.stats,
                    "precision": engine.precision, "world_size": engine.world, "model": prep.model_info,
-                   "tie_model": prep.tie_model,
+                   "tie_model": prep.tie_model, "packing": packing, "attention": attn_implementation(model),
+                   "token_budget": opt.token_budget if packing != "none" else None,
                    "resumed_from": str(resume_from) if resume_from else None})
         _report_data(console, prep.stats)
     micro = opt.micro_batch_size or opt.batch_size
     loss_cfg = cfg.loss.model_copy(update={"tie_model": prep.tie_model}) if prep.attributes is None else cfg.loss
     bar = _bar(total, state["step"], cfg.logging.progress and engine.is_main)
-    window, t_window = Window(), time.perf_counter()
+    window, t_window, padding = Window(), time.perf_counter(), [0, 0]  # padding: real tokens, positions
     stop = False
     while state["step"] < total and not stop:
         batches = epoch_batches(lengths, opt.batch_size, cfg.seed, state["epoch"], opt.length_grouping, keys)
         for bi in range(state["batch_in_epoch"], len(batches)):
             items = [prep.train[i] for i in batches[bi]]
-            mine = items[engine.rank::engine.world]
-            parts = split_micro(mine, micro)
+            mine = batches[bi][engine.rank::engine.world]
+            if packing != "none" and opt.token_budget:
+                parts = [[mine[k] for k in g] for g in split_by_tokens([doc_lens[i] for i in mine], opt.token_budget)]
+            else:
+                parts = split_micro(mine, micro)
             for j, part in enumerate(parts):
                 with engine.no_sync(model, j == len(parts) - 1):
                     with engine.autocast():
-                        loss_sum, stats = batch_loss(model, part, pad_id, loss_cfg, engine.device)
+                        loss_sum, stats = batch_loss(model, [prep.train[i] for i in part], pad_id, loss_cfg,
+                                                     engine.device, packing)
                     engine.backward(loss_sum * (engine.world / len(items)))
                 window.add(stats)
+                padding[0] += stats["tokens"]
+                padding[1] += stats["positions"]
             if not parts:  # a rank with no item this step still joins the all-reduce
                 engine.backward(sum(p.sum() * 0.0 for p in model.parameters()))
             grad_norm = engine.clip(model, opt.max_grad_norm)
@@ -237,10 +258,11 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
                 elapsed = time.perf_counter() - t_window
                 row = window.summary(engine, elapsed) | {"step": step, "epoch": state["epoch"] + bi / len(batches),
                                                          "lr": scheduler.get_last_lr()[0],
-                                                         "peak_memory_mb": peak_memory_mb()}
+                                                         "peak_memory_mb": peak_memory_mb(),
+                                                         "padding_ratio": 1 - padding[0] / max(padding[1], 1)}
                 log.write(row)
                 bar.set_postfix(loss=f"{row.get('loss', float('nan')):.4f}", acc=f"{row.get('accuracy', 0):.3f}")
-                window, t_window = Window(), time.perf_counter()
+                window, t_window, padding = Window(), time.perf_counter(), [0, 0]
             if cfg.eval.every_steps and step % cfg.eval.every_steps == 0 and step != total:
                 stop, _ = _evaluate(cfg, engine, model, prep, state, log, out)
             if cfg.checkpoint.every_steps and step % cfg.checkpoint.every_steps == 0 and step != total:
@@ -299,12 +321,27 @@ def validation_pass(cfg, engine, net, prep) -> tuple[dict, list[list[float]]]:
     pad = prep.tokenizer.pad_token_id
     if prep.attributes is not None:
         outputs = model_outputs(net, [s.encodings[0] for s in prep.validation], pad, cfg.eval.batch_size,
-                                engine.device, engine.autocast)
+                                engine.device, engine.autocast, resolve_packing(net, cfg.train.packing))
         weights = net.config.rmforge_reward_weights
         rewards = [[sum(w * v for w, v in zip(weights, row))] for row in outputs]
         return pointwise_eval_metrics(prep.validation, outputs, prep.attributes), rewards
-    rewards = score_samples(net, prep.validation, pad, cfg.eval.batch_size, engine.device, engine.autocast)
+    rewards = score_samples(net, prep.validation, pad, cfg.eval.batch_size, engine.device, engine.autocast,
+                            resolve_packing(net, cfg.train.packing))
     return pair_eval_metrics(prep.validation, rewards, prep.tie_model, cfg.loss.tie_param), rewards
+
+
+def _packing(model, packing: str) -> str:
+    """Resolve ``train.packing`` for the model (ConfigError when it cannot pack); on GPU a packing
+    decoder switches to FlexAttention where it can."""
+    from rmforge.errors import ConfigError
+
+    try:
+        resolved = resolve_packing(model, packing)
+    except ValueError as exc:
+        raise ConfigError(f"train.packing: {exc}") from None
+    if resolved == "prefix_shared":
+        use_flex_attention(model)
+    return resolved
 
 
 def _checkpoint(cfg, engine, model, tok, optimizer, scheduler, state, out) -> None:

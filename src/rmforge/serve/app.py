@@ -1,0 +1,190 @@
+"""The FastAPI application: endpoints, bearer auth, limits, metrics; scoring goes through the batcher.
+
+Endpoints (``docs/serve.md``): ``POST /score``, ``/compare``, ``/rank``, OpenRLHF's ``/get_reward``;
+``GET /health`` (no auth), ``/info``, ``/metrics``. Status codes: 401 no token, 403 wrong token,
+413 body/items/token limits, 422 invalid input, 503 queue full or shutting down, 504 timeout.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from rmforge.serve.backend import Backend, Group, Item, ItemError, TextItem, sigmoid
+from rmforge.serve.batcher import DynamicBatcher, QueueFull
+from rmforge.serve.config import ServeConfig
+from rmforge.serve.metrics import ServeMetrics
+from rmforge.serve.schemas import CompareRequest, GetRewardRequest, RankRequest, ScoreRequest
+
+ENDPOINTS = ("/score", "/compare", "/rank", "/get_reward", "/health", "/info", "/metrics")
+
+
+def create_app(backend: Backend, cfg: ServeConfig | None = None, token: str | None = None) -> FastAPI:
+    """An app serving ``backend``; ``token=None`` turns authentication off (the caller checks it is allowed)."""
+    cfg = cfg or ServeConfig()
+    metrics = ServeMetrics()
+    batcher = DynamicBatcher(backend.run, max_batch_rows=cfg.max_batch_rows, max_wait_s=cfg.max_wait_ms / 1000,
+                             max_queue_rows=cfg.max_queue_rows, dynamic=cfg.dynamic_batching,
+                             on_step=metrics.on_step)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        await batcher.start()
+        try:
+            yield
+        finally:
+            await batcher.stop()  # in-flight requests finish first
+
+    app = FastAPI(title="rmforge reward-model server", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.backend, app.state.cfg, app.state.batcher, app.state.metrics = backend, cfg, batcher, metrics
+    bearer = HTTPBearer(auto_error=False)
+
+    def auth(cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        if token is None:
+            return
+        if cred is None:
+            raise HTTPException(401, "missing bearer token (Authorization: Bearer TOKEN)",
+                                headers={"WWW-Authenticate": "Bearer"})
+        if not secrets.compare_digest(cred.credentials.encode(), token.encode()):
+            raise HTTPException(403, "invalid token")
+
+    norm = backend.normalization
+
+    def normalized(rewards: list[float]) -> list[float] | None:
+        return None if norm is None else [(r - norm[0]) / norm[1] for r in rewards]
+
+    async def score(items: list[Item], field: str) -> list[list[float]]:
+        rows = sum(len(it.responses) if isinstance(it, Group) else 1 for it in items)
+        metrics.items.observe(rows)
+        if rows > cfg.max_items:
+            metrics.rejected.labels("too_many_items").inc()
+            raise HTTPException(413, f"{rows} responses in one request; the limit is {cfg.max_items}")
+        try:
+            return await batcher.submit(items, rows, cfg.timeout_s)
+        except QueueFull as exc:
+            metrics.rejected.labels("queue_full").inc()
+            raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from None
+        except TimeoutError as exc:
+            metrics.rejected.labels("timeout").inc()
+            raise HTTPException(504, str(exc)) from None
+        except ItemError as exc:
+            where = field if field == "candidates" else f"{field}[{exc.index}]"
+            raise HTTPException(exc.status, f"{where}: {exc.reason}") from None
+        finally:
+            metrics.queue_rows.set(batcher.queued_rows)
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "model": backend.name}
+
+    @app.get("/info", dependencies=[Depends(auth)])
+    async def info() -> dict[str, Any]:
+        return {**backend.info(), "limits": cfg.model_dump(), "auth": token is not None}
+
+    @app.get("/metrics", dependencies=[Depends(auth)])
+    async def prometheus() -> Response:
+        metrics.queue_rows.set(batcher.queued_rows)
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.post("/score", dependencies=[Depends(auth)])
+    async def score_items(req: ScoreRequest) -> dict[str, Any]:
+        out = await score([Group(it.prompt, [it.response]) for it in req.items], "items")
+        rewards = [r[0] for r in out]
+        return {"rewards": rewards, "normalized_rewards": normalized(rewards)}
+
+    @app.post("/compare", dependencies=[Depends(auth)])
+    async def compare(req: CompareRequest) -> dict[str, Any]:
+        out = await score([Group(p.prompt, [p.a, p.b]) for p in req.pairs], "pairs")
+        ra, rb = [r[0] for r in out], [r[1] for r in out]
+        return {"rewards_a": ra, "rewards_b": rb, "p_a_better": [sigmoid(a - b) for a, b in zip(ra, rb)],
+                "normalized_a": normalized(ra), "normalized_b": normalized(rb)}
+
+    @app.post("/rank", dependencies=[Depends(auth)])
+    async def rank(req: RankRequest) -> dict[str, Any]:
+        rewards = (await score([Group(req.prompt, list(req.candidates))], "candidates"))[0]
+        order = sorted(range(len(rewards)), key=lambda i: -rewards[i])
+        ranks = [1 + sum(o > v for o in rewards) for v in rewards]
+        return {"rewards": rewards, "order": order, "ranks": ranks, "normalized_rewards": normalized(rewards)}
+
+    @app.post("/get_reward", dependencies=[Depends(auth)])
+    async def get_reward(req: GetRewardRequest) -> dict[str, Any]:
+        prompts = req.prompts or [None] * len(req.query)
+        out = await score([TextItem(q, p) for q, p in zip(req.query, prompts)], "query")
+        raw = [r[0] for r in out]
+        norm_r = normalized(raw)
+        return {"rewards": norm_r if cfg.normalize and norm_r is not None else raw, "raw_rewards": raw,
+                "normalized": bool(cfg.normalize and norm_r is not None)}
+
+    return Guard(app, metrics, cfg.max_body_bytes)
+
+
+class Guard:
+    """ASGI wrapper: request-body limit (413, also for chunked bodies) and per-endpoint metrics."""
+
+    def __init__(self, app: FastAPI, metrics: ServeMetrics, max_body: int):
+        self.app, self.metrics, self.max_body = app, metrics, max_body
+        self.state = app.state  # tests and the runner reach the backend/batcher through here
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start, status = time.perf_counter(), [500]
+        path = scope["path"] if scope["path"] in ENDPOINTS else "other"
+
+        async def send_status(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            body = await self._read_limited(scope, receive)
+            if body is None:
+                self.metrics.rejected.labels("body_too_large").inc()
+                await _send_json(scope, receive, send_status, 413, f"request body larger than {self.max_body} bytes")
+            else:
+                await self.app(scope, _replay(body, receive) if body is not False else receive, send_status)
+        finally:
+            self.metrics.requests.labels(path, str(status[0])).inc()
+            self.metrics.latency.labels(path).observe(time.perf_counter() - start)
+
+    async def _read_limited(self, scope, receive):
+        """False: no body to check; None: over the limit; else the whole body (bytes)."""
+        if scope["method"] in ("GET", "HEAD"):
+            return False
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            return None
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return b"".join(chunks)
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_body:
+                return None
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+
+def _replay(body: bytes, receive):
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _send_json(scope, receive, send, status: int, detail: str) -> None:
+    await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)

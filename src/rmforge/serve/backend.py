@@ -1,0 +1,225 @@
+"""Scoring backends behind the server, the batcher and the local grader.
+
+A backend turns a list of *jobs* (one per HTTP request; each a list of :class:`Group` or
+:class:`TextItem`) into rewards per job, or an :class:`ItemError` for a job with a bad item. The
+batcher hands it several jobs at once, so a backend can merge them into shared forward passes.
+
+:class:`ScalarBackend` (a sequence-classification reward model) encodes through the run's own
+:class:`~rmforge.evaluate.scorer.Scorer` (the training-time :class:`RewardEncoder`, rebuilt from the
+manifest) and scores every job of a step in one length-sorted pass (``Scorer.score_encoded``), so
+server rewards equal training/evaluation rewards. A generative-judge backend (issue 7) implements the
+same :meth:`run` / :meth:`info` / ``normalization`` and plugs into :func:`rmforge.serve.app.create_app`.
+
+Full texts (OpenRLHF ``/get_reward``, already rendered with the chat template) are scored as they
+are on decoders: tokenised without added special tokens (the template wrote BOS), pad-token text
+stripped from both ends, repeated trailing EOS collapsed, EOS appended under the run's
+``append_eos`` rule; so a text rendered by the run's template scores exactly like its conversation.
+Text-pair encoders (BERT/MiniLM) cannot split a rendered text: with the prompt text known the pair is
+(prompt, rest), without it a prompt-less sample.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from rmforge.data.schema import Message, Sample
+from rmforge.evaluate.scorer import Scorer, find_manifest, load_scorer
+from rmforge.train.tokenize import Encoded, EncodedSample
+
+
+@dataclass
+class Group:
+    """One prompt and one or more responses sharing its (possibly truncated) encoding."""
+
+    prompt: list[Message]
+    responses: list[list[Message]]
+
+
+@dataclass
+class TextItem:
+    """A full rendered text (prompt + response), optionally with its prompt text."""
+
+    text: str
+    prompt: str | None = None
+
+
+Item = Group | TextItem
+
+
+class ItemError(Exception):
+    """A bad item in a job: ``status`` 413 (too long) or 422 (cannot be encoded)."""
+
+    def __init__(self, index: int, reason: str, status: int = 413):
+        self.index, self.reason, self.status = index, reason, status
+        super().__init__(f"item {index}: {reason}")
+
+
+class Backend(Protocol):
+    """What the server needs from a scoring backend."""
+
+    name: str
+    kind: str
+    normalization: tuple[float, float] | None
+
+    def run(self, jobs: list[list[Item]]) -> list[list[list[float]] | ItemError]: ...
+
+    def info(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class ScalarBackend:
+    """A scalar reward model scored through its :class:`Scorer` (see the module docstring)."""
+
+    scorer: Scorer
+    manifest: dict[str, Any] | None = None
+    kind: str = "scalar"
+    stats: dict[str, int] = field(default_factory=lambda: {"steps": 0, "rows": 0})
+
+    @classmethod
+    def load(cls, model: str, **scorer_kw: Any) -> "ScalarBackend":
+        """Load a run directory, model folder or embedded name (``load_scorer`` options)."""
+        path = find_manifest(str(model))
+        manifest = json.loads(path.read_text(encoding="utf-8")) if path else None
+        return cls(load_scorer(model, **scorer_kw), manifest)
+
+    @property
+    def name(self) -> str:
+        return self.scorer.name
+
+    @property
+    def normalization(self) -> tuple[float, float] | None:
+        """``(mean, std)`` from the run manifest, None for a model that is not an rmforge run."""
+        norm = (self.manifest or {}).get("normalization") or {}
+        if "mean" not in norm:
+            return None
+        return float(norm["mean"]), float(norm.get("std") or 1.0)
+
+    def info(self) -> dict[str, Any]:
+        mean_std = self.normalization
+        return {"backend": self.kind, **self.scorer.info, "batch_size": self.scorer.batch_size,
+                "device": str(self.scorer.device), "normalization": None if mean_std is None else
+                {"mean": mean_std[0], "std": mean_std[1]}, "manifest": self.manifest}
+
+    # ------------------------------------------------------------------ scoring
+    def run(self, jobs: list[list[Item]]) -> list[list[list[float]] | ItemError]:
+        """Rewards per job (per item, one per response), in one merged forward over all jobs."""
+        encoded: list[list[EncodedSample] | ItemError] = []
+        for job in jobs:
+            try:
+                encoded.append(self.encode(job))
+            except ItemError as exc:
+                encoded.append(exc)
+        flat = [s for e in encoded if not isinstance(e, ItemError) for s in e]
+        rewards = iter(self.scorer.score_encoded(flat))
+        self.stats["steps"] += 1
+        self.stats["rows"] += sum(len(s.encodings) for s in flat)
+        return [e if isinstance(e, ItemError) else [next(rewards) for _ in e] for e in encoded]
+
+    def score(self, items: list[Item]) -> list[list[float]]:
+        """Rewards of one job, raising :class:`ItemError` (the local grader's path)."""
+        out = self.run([items])[0]
+        if isinstance(out, ItemError):
+            raise out
+        return out
+
+    def encode(self, items: list[Item]) -> list[EncodedSample]:
+        """Encoded samples in item order; ItemError names the first item that cannot be scored."""
+        mode = self.scorer.encoder.mode
+        groups: dict[int, Group] = {}
+        texts: dict[int, TextItem] = {}
+        for i, item in enumerate(items):
+            if isinstance(item, TextItem) and mode != "pair":
+                texts[i] = item
+            else:
+                groups[i] = item if isinstance(item, Group) else _text_group(item)
+        out: dict[int, EncodedSample] = {}
+        out.update(self._encode_groups(groups))
+        out.update(self._encode_texts(texts))
+        return [out[i] for i in range(len(items))]
+
+    def _encode_groups(self, groups: dict[int, Group]) -> dict[int, EncodedSample]:
+        if not groups:
+            return {}
+        keys = list(groups)
+        samples = [_sample(groups[k]) for k in keys]
+        encoded, _ = self.scorer.encode(samples)
+        got = {keys[e.index]: e for e in encoded}
+        for k, sample in zip(keys, samples):
+            if k not in got:
+                raise self._drop_error(k, sample)
+        return got
+
+    def _drop_error(self, index: int, sample: Sample) -> ItemError:
+        enc = self.scorer.encoder
+        try:
+            enc.encode_sample(sample)
+        except ValueError as exc:
+            return ItemError(index, str(exc), 422)
+        return ItemError(index, f"does not fit max_length={enc.max_length} tokens (length policy "
+                                f"{enc.length_policy}: responses are never cut)", 413)
+
+    def _encode_texts(self, texts: dict[int, TextItem]) -> dict[int, EncodedSample]:
+        """Full rendered texts on decoders (see the module docstring)."""
+        if not texts:
+            return {}
+        enc, tok = self.scorer.encoder, self.scorer.tokenizer
+        keys = list(texts)
+        cleaned = [_clean(texts[k].text, tok.pad_token, tok.eos_token) for k in keys]
+        ids = tok(cleaned, add_special_tokens=False, return_attention_mask=False)["input_ids"]
+        prompts = [texts[k].prompt for k in keys]
+        with_prompt = [i for i, (p, t) in enumerate(zip(prompts, cleaned)) if p and t.startswith(p)]
+        p_ids = dict(zip(with_prompt, tok([prompts[i] for i in with_prompt], add_special_tokens=False,
+                                          return_attention_mask=False)["input_ids"] if with_prompt else []))
+        special = set(tok.all_special_ids)
+        out = {}
+        for j, (k, row) in enumerate(zip(keys, ids)):
+            if enc.eos_id is not None and (not row or row[-1] != enc.eos_id):
+                row = row + [enc.eos_id]
+            pl = p_ids.get(j)
+            plen = len(pl) if pl is not None and row[:len(pl)] == pl else 0
+            over, truncated = len(row) - enc.max_length, False
+            if over > 0:
+                head = 0
+                while head < plen and row[head] in special:
+                    head += 1
+                if enc.length_policy == "drop" or head + over > plen:
+                    why = "no prompt text given to cut" if not plen else "the response alone is too long"
+                    raise ItemError(k, f"{len(row)} tokens > max_length={enc.max_length} ({why})", 413)
+                row, plen, truncated = row[:head] + row[head + over:], plen - over, True
+            out[k] = EncodedSample(k, "pointwise", [Encoded(row, None, plen, truncated)])
+        return out
+
+
+def _sample(group: Group) -> Sample:
+    """The group as a canonical sample (labels are placeholders: only the encoding is used)."""
+    if len(group.responses) == 1:
+        return Sample(id="x", prompt=group.prompt, response=group.responses[0], scores={"reward": 0.0})
+    if len(group.responses) == 2:
+        return Sample(id="x", prompt=group.prompt, chosen=group.responses[0], rejected=group.responses[1])
+    return Sample(id="x", prompt=group.prompt, candidates=group.responses, ranks=[1] * len(group.responses))
+
+
+def _text_group(item: TextItem) -> Group:
+    """A full text for a text-pair encoder: (prompt, rest) when the prompt is known, else prompt-less."""
+    if item.prompt and item.text.startswith(item.prompt) and len(item.text) > len(item.prompt):
+        return Group([Message(role="user", content=item.prompt)],
+                     [[Message(role="assistant", content=item.text[len(item.prompt):])]])
+    return Group([], [[Message(role="assistant", content=item.text)]])
+
+
+def _clean(text: str, pad: str | None, eos: str | None) -> str:
+    """Strip pad-token text at both ends and collapse repeated trailing EOS text to one."""
+    if pad and pad != eos:
+        p = re.escape(pad)
+        text = re.sub(f"^({p})+|({p})+$", "", text)
+    if eos:
+        text = re.sub(f"({re.escape(eos)})+$", eos, text)
+    return text
+
+
+def sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))

@@ -1,0 +1,94 @@
+"""Python grader API over a local model or a running server, and a TRL ``reward_funcs`` callable.
+
+``RewardModelGrader(model)`` loads a run directory / model folder / embedded name in-process
+(the server's :class:`ScalarBackend`, so the same encoding and rewards), or talks to a server when
+``model`` is an ``http(s)://`` URL. ``grader(prompts=..., completions=...)`` is what TRL's
+``GRPOTrainer(reward_funcs=[grader])`` calls: prompts/completions are strings (a string prompt is one
+user message, a completion one assistant message) or conversational message lists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from rmforge.errors import RmforgeError
+from rmforge.serve.backend import Group, ScalarBackend
+from rmforge.serve.client import AsyncRewardClient, Conv, RewardClient, pick
+from rmforge.serve.schemas import ScoreItem
+
+
+@dataclass
+class GraderScore:
+    """One graded response: ``score`` (normalised when the grader normalises), ``raw`` reward."""
+
+    name: str
+    score: float
+    raw: float
+    reason: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class RewardModelGrader:
+    """Score (prompt, response) pairs with a reward model; see the module docstring."""
+
+    def __init__(self, model: str | ScalarBackend, *, token: str | None = None, normalize: bool = False,
+                 timeout: float = 60.0, name: str = "rmforge_reward", **load_kw: Any):
+        self.__name__ = name  # TRL logs reward functions by __name__
+        self.normalize = normalize
+        self._client: RewardClient | None = None
+        self._backend: ScalarBackend | None = None
+        self._url, self._token, self._timeout = None, token, timeout
+        if isinstance(model, str) and model.startswith(("http://", "https://")):
+            self._url = model
+            self._client = RewardClient(model, token, timeout)
+        else:
+            self._backend = model if isinstance(model, ScalarBackend) else ScalarBackend.load(str(model), **load_kw)
+            if normalize and self._backend.normalization is None:
+                raise RmforgeError(f"{self._backend.name}: normalize=True needs an rmforge run directory "
+                                   "(its manifest holds the mean and std)")
+
+    def raw_scores(self, prompts: Sequence[Conv], responses: Sequence[Conv]) -> list[float]:
+        """Raw rewards (no normalisation)."""
+        if self._client is not None:
+            return self._client.score(prompts, responses)
+        items = [ScoreItem(prompt=p, response=r) for p, r in zip(prompts, responses, strict=True)]
+        return [r[0] for r in self._backend.score([Group(it.prompt, [it.response]) for it in items])]
+
+    def score(self, prompts: Sequence[Conv], responses: Sequence[Conv]) -> list[float]:
+        """Rewards (normalised when the grader was built with ``normalize=True``)."""
+        if self._client is not None:
+            return self._client.score(prompts, responses, normalized=self.normalize)
+        return self._normalized(self.raw_scores(prompts, responses))
+
+    def _normalized(self, raw: list[float]) -> list[float]:
+        if not self.normalize:
+            return raw
+        mean, std = self._backend.normalization
+        return [(r - mean) / std for r in raw]
+
+    async def _both(self, prompts: Sequence[Conv], responses: Sequence[Conv]) -> tuple[list[float], list[float]]:
+        """(scores, raw rewards) without blocking the event loop."""
+        if self._url is None:
+            raw = await asyncio.to_thread(self.raw_scores, prompts, responses)
+            return self._normalized(raw), raw
+        client = AsyncRewardClient(self._url, self._token, self._timeout)
+        try:
+            out = await client.score_detail(prompts, responses)
+        finally:
+            await client.aclose()
+        return pick(out, self.normalize), out["rewards"]
+
+    async def ascore(self, prompts: Sequence[Conv], responses: Sequence[Conv]) -> list[float]:
+        """:meth:`score` without blocking the event loop."""
+        return (await self._both(prompts, responses))[0]
+
+    async def aevaluate(self, query: Conv, response: Conv, **_: Any) -> GraderScore:
+        """Grade one response to ``query`` (RM-Gallery style)."""
+        scores, raw = await self._both([query], [response])
+        return GraderScore(self.__name__, scores[0], raw[0], metadata={"normalized": self.normalize})
+
+    def __call__(self, prompts: Sequence[Conv], completions: Sequence[Conv], **_: Any) -> list[float]:
+        """TRL ``reward_funcs`` signature (extra columns such as ``completion_ids`` are ignored)."""
+        return self.score(prompts, completions)

@@ -1,0 +1,115 @@
+"""Train/serve parity: server rewards == Scorer rewards == a plain AutoModelForSequenceClassification
+forward with the manifest's encoding (fp32, CPU), for /score, /compare, /rank and /get_reward."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from rmforge.evaluate.scorer import load_scorer
+from rmforge.serve.app import create_app
+from rmforge.serve.backend import ScalarBackend
+from rmforge.train.tokenize import RewardEncoder
+
+
+def _msgs(conv):
+    return [m.model_dump(exclude_none=True) for m in conv]
+
+
+@pytest.fixture(scope="module")
+def run_client(run_dir):
+    backend = ScalarBackend.load(str(run_dir), batch_size=4, device="cpu")
+    with TestClient(create_app(backend)) as client:
+        yield client, backend
+
+
+def _plain_rewards(run_dir, samples):
+    """from_pretrained + an encoder built by hand from the manifest, one unbatched forward per row."""
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    enc = manifest["encoding"]
+    tok = AutoTokenizer.from_pretrained(run_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(run_dir).eval()
+    encoder = RewardEncoder(tok, enc["max_length"], enc["length_policy"], append_eos=enc["append_eos"])
+    assert encoder.info()["chat_template_sha256"] == enc["chat_template_sha256"]
+    out = []
+    with torch.no_grad():
+        for s in samples:
+            out.append([model(torch.tensor([e.input_ids])).logits[0, 0].item() for e in encoder.encode_sample(s)])
+    return out
+
+
+def test_compare_equals_scorer_and_plain_forward(run_client, run_dir, demo):
+    client, _ = run_client
+    samples = demo[40:52]
+    resp = client.post("/compare", json={"pairs": [{"prompt": _msgs(s.prompt), "a": _msgs(s.chosen),
+                                                    "b": _msgs(s.rejected)} for s in samples]})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    served = [[a, b] for a, b in zip(body["rewards_a"], body["rewards_b"])]
+    flat = [r for pair in served for r in pair]
+    scorer_rewards, stats = load_scorer(str(run_dir), batch_size=5, device="cpu").score_samples(samples)
+    assert stats.num_dropped == 0
+    assert flat == pytest.approx([r for pair in scorer_rewards for r in pair], abs=1e-5)
+    assert flat == pytest.approx([r for pair in _plain_rewards(run_dir, samples) for r in pair], abs=1e-5)
+    expect = [1 / (1 + torch.exp(torch.tensor(b - a)).item()) for a, b in served]
+    assert body["p_a_better"] == pytest.approx(expect, abs=1e-6)
+    # training-time validation rewards saved by the trainer match too
+    saved = [json.loads(line) for line in (run_dir / "validation_rewards.jsonl").read_text().splitlines()]
+    assert [r["chosen"] for r in saved] == pytest.approx(body["rewards_a"], abs=1e-5)
+
+
+def test_score_rank_and_normalisation(run_client, run_dir, demo):
+    client, backend = run_client
+    s = demo[40]
+    score = client.post("/score", json={"items": [{"prompt": _msgs(s.prompt), "response": _msgs(s.chosen)},
+                                                   {"prompt": _msgs(s.prompt), "response": _msgs(s.rejected)}]})
+    assert score.status_code == 200, score.text
+    rank = client.post("/rank", json={"prompt": _msgs(s.prompt), "candidates": [_msgs(s.rejected), _msgs(s.chosen)]})
+    body, ranked = score.json(), rank.json()
+    assert ranked["rewards"] == pytest.approx(body["rewards"][::-1], abs=1e-6)
+    assert ranked["order"] == sorted(range(2), key=lambda i: -ranked["rewards"][i])
+    assert sorted(ranked["ranks"]) == [1, 2]
+    norm = json.loads((run_dir / "manifest.json").read_text())["normalization"]
+    assert body["normalized_rewards"] == pytest.approx([(r - norm["mean"]) / norm["std"] for r in body["rewards"]])
+    assert backend.normalization == (norm["mean"], norm["std"])
+
+
+def test_get_reward_full_text_equals_conversation(run_client, run_dir, demo):
+    """OpenRLHF sends the chat-template render; it scores like the conversation itself, also with
+    pad tokens around it and with the prompt text given."""
+    client, backend = run_client
+    tok = backend.scorer.tokenizer
+    samples = demo[40:46]
+    texts = [tok.apply_chat_template(_msgs(s.prompt + s.chosen), tokenize=False) for s in samples]
+    prompts = [tok.apply_chat_template(_msgs(s.prompt), tokenize=False, add_generation_prompt=True) for s in samples]
+    want = client.post("/score", json={"items": [{"prompt": _msgs(s.prompt), "response": _msgs(s.chosen)}
+                                                 for s in samples]}).json()["rewards"]
+    plain = client.post("/get_reward", json={"query": texts})
+    assert plain.status_code == 200, plain.text
+    assert plain.json()["rewards"] == pytest.approx(want, abs=1e-5)
+    padded = [tok.pad_token * 2 + t + tok.eos_token + tok.pad_token * 3 for t in texts]
+    got = client.post("/get_reward", json={"query": padded, "prompts": prompts, "labels": [0] * len(texts)})
+    assert got.json()["rewards"] == pytest.approx(want, abs=1e-5)
+    assert got.json()["raw_rewards"] == got.json()["rewards"] and got.json()["normalized"] is False
+
+
+def test_pair_encoder_parity(bert_dir):
+    """Text-pair encoders: /score == tokenizer(prompt, response) forward; /get_reward with the prompt
+    text splits the full text into the same pair."""
+    backend = ScalarBackend.load(str(bert_dir), device="cpu")
+    tok = backend.scorer.tokenizer
+    model = backend.scorer.model
+    pairs = [("How do I bake bread?", "Mix flour, water and yeast, then bake."), ("hi", "hello there")]
+    with TestClient(create_app(backend)) as client:
+        got = client.post("/score", json={"items": [{"prompt": p, "response": r} for p, r in pairs]}).json()
+        full = client.post("/get_reward", json={"query": [p + r for p, r in pairs],
+                                                "prompts": [p for p, _ in pairs]}).json()
+    with torch.no_grad():
+        want = [model(**tok(p, r, return_tensors="pt")).logits[0, 0].item() for p, r in pairs]
+    assert got["rewards"] == pytest.approx(want, abs=1e-5)
+    assert full["rewards"] == pytest.approx(want, abs=1e-5)
+    assert got["normalized_rewards"] is None  # not a run directory

@@ -1,0 +1,103 @@
+"""Tests for rmforge.train.attention: packed masks per backend, the eager 0/1-mask guard, packing choice."""
+
+import warnings
+
+import pytest
+import torch
+
+from rmforge.train.attention import (
+    additive_mask,
+    attention_inputs,
+    block_mask,
+    check_mask,
+    dense_mask,
+    resolve_packing,
+)
+from rmforge.train.modeling import load_reward_model
+from rmforge.train.tiny import tiny_model
+
+# one row: document 0 = prefix (2) + branch 1 (2) + branch 2 (1), document 1 = one branch (2), padding (1)
+DOC = torch.tensor([[0, 0, 0, 0, 0, 1, 1, -1]])
+BRANCH = torch.tensor([[0, 0, 1, 1, 2, 1, 1, 0]])
+
+
+@pytest.fixture(scope="module")
+def llama(tmp_path_factory):
+    return load_reward_model(str(tiny_model("llama", tmp_path_factory.mktemp("llama"))))
+
+
+def test_dense_mask_golden():
+    m = dense_mask(DOC, BRANCH)[0, 0].int().tolist()
+    assert m == [[1, 0, 0, 0, 0, 0, 0, 0],
+                 [1, 1, 0, 0, 0, 0, 0, 0],
+                 [1, 1, 1, 0, 0, 0, 0, 0],
+                 [1, 1, 1, 1, 0, 0, 0, 0],
+                 [1, 1, 0, 0, 1, 0, 0, 0],  # branch 2 sees the prefix and itself, not branch 1
+                 [0, 0, 0, 0, 0, 1, 0, 0],  # next document starts fresh
+                 [0, 0, 0, 0, 0, 1, 1, 0],
+                 [0, 0, 0, 0, 0, 0, 0, 1]]  # padding sees only padding: no empty softmax row
+
+
+def test_additive_and_guard():
+    mask = dense_mask(DOC, BRANCH)
+    add = additive_mask(mask, torch.float32)
+    assert add[mask].eq(0).all() and add[~mask].eq(torch.finfo(torch.float32).min).all()
+    check_mask(mask, "sdpa")
+    check_mask(add, "eager")
+    with pytest.raises(ValueError, match="0/1 float mask"):
+        check_mask(mask.float(), "eager")
+    with pytest.raises(ValueError, match="torch.int64 attention mask"):
+        check_mask(mask.long(), "sdpa")
+
+
+def test_flex_block_mask_matches_dense_sdpa():
+    from torch.nn.attention.flex_attention import flex_attention
+
+    doc = torch.tensor([[0] * 5 + [1] * 4 + [-1] * 3, [2] * 10 + [-1] * 2])
+    branch = torch.tensor([[0, 0, 1, 1, 2, 1, 1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 2, 2, 3, 3, 3, 0, 0]])
+    q, k, v = torch.randn(3, 2, 2, 12, 8, generator=torch.Generator().manual_seed(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = flex_attention(q, k, v, block_mask=block_mask(doc, branch))
+    want = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=dense_mask(doc, branch))
+    assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_eager_gets_an_additive_mask_and_01_masks_are_wrong(llama):
+    """The eager kernel adds the mask: a 0/1 float mask changes the rewards, the additive one does not."""
+    model, tok = llama
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
+    doc, branch = torch.zeros_like(ids), torch.ones_like(ids)
+    model.config._attn_implementation = "eager"
+    try:
+        mask = attention_inputs(model, doc, branch)
+        assert mask.dtype == torch.float32 and mask.min() < -1e30
+        with torch.no_grad():
+            ref = model(ids).logits
+            ok = model(ids, attention_mask=mask).logits
+            bad = model(ids, attention_mask=dense_mask(doc, branch).float()).logits
+    finally:
+        model.config._attn_implementation = "sdpa"
+    assert torch.allclose(ok, ref, atol=1e-6)
+    assert not torch.allclose(bad, ref, atol=1e-3)
+    assert attention_inputs(model, doc, branch).dtype == torch.bool  # sdpa: boolean
+
+
+def test_resolve_packing(llama, tmp_path):
+    model, _ = llama
+    assert resolve_packing(model, "auto") == "prefix_shared"
+    assert resolve_packing(model, "padding_free") == "padding_free"
+    assert resolve_packing(model, "none") == "none"
+    with pytest.raises(ValueError, match="packing must be one of"):
+        resolve_packing(model, "bogus")
+    model.config._attn_implementation = "flash_attention_2"
+    try:
+        assert resolve_packing(model, "auto") == "padding_free"
+        with pytest.raises(ValueError, match="custom attention masks"):
+            resolve_packing(model, "prefix_shared")
+    finally:
+        model.config._attn_implementation = "sdpa"
+    bert, _ = load_reward_model(str(tiny_model("bert", tmp_path / "bert")))
+    assert resolve_packing(bert, "auto") == "none"
+    with pytest.raises(ValueError, match="causal decoder"):
+        resolve_packing(bert, "prefix_shared")

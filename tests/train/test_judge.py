@@ -1,0 +1,87 @@
+"""rmforge train judge (local backend): SFT warm-start then GRPO steps with TRL on a tiny model; rewards,
+judge metrics and KL are logged; the run directory is complete; bad input fails before training."""
+
+import json
+
+import pytest
+
+from rmforge.config import load_config
+from rmforge.errors import ConfigError, DataError, RmforgeError
+from rmforge.train.judge import train_judge
+from rmforge.train.judge_config import JudgeConfig, SFTConfig
+from rmforge.train.metrics import read_metrics
+from rmforge.train.sft import train_sft
+
+
+def _rows(path, n=16):
+    rows = [{"input": [{"role": "user", "content": f"which is better {i // 2}"}],
+             "output": f"<preference>{'AB'[i % 2]}</preference>",
+             "metadata": {"id": f"p{i // 2}", "chosen_position": "AB"[i % 2]}} for i in range(n)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def warm(tmp_path_factory):
+    """A tiny llama SFT-ed on the judge rows, so that it answers in the verdict format."""
+    from rmforge.train.tiny import tiny_model
+
+    root = tmp_path_factory.mktemp("judge")
+    data = _rows(root / "p.jsonl")
+    model = tiny_model("llama", root / "m", seed=2)
+    train_sft(load_config(None, [f"model={model}", f"data.train={data}", f"output_dir={root / 'sft'}",
+                                 "train.max_steps=40", "train.batch_size=8", "train.lr=1e-2",
+                                 "train.scheduler=constant", "logging.progress=false"], cls=SFTConfig))
+    return root / "sft", data
+
+
+def test_grpo_steps_log_rewards_and_judge_metrics(tmp_path, warm):
+    model, data = warm
+    cfg = load_config(None, [f"model={model}", f"data.train={data}", f"data.validation={data}",
+                             f"output_dir={tmp_path / 'run'}", "mode=pairwise", "backend=local",
+                             "train.max_steps=2", "train.batch_size=2", "train.lr=1e-5", "grpo.num_generations=4",
+                             "grpo.max_completion_length=24", "grpo.beta=0.01", "logging.progress=false",
+                             "seed=1"], cls=JudgeConfig)
+    summary = train_judge(cfg)
+    steps = [r for r in read_metrics(tmp_path / "run") if "event" not in r and "reward" in r]
+    assert [r["step"] for r in steps] == [1, 2]
+    for row in steps:
+        # TRL's mean reward and rmforge's judge statistics come from the same completions
+        assert row["judge/reward_mean"] == pytest.approx(row["reward"], abs=1e-6)
+        assert row["judge/parse_failure_rate"] < 1.0  # the SFT warm-start answers in the format
+        for key in ("kl", "completions/mean_length", "judge/verdict_accuracy"):
+            assert key in row
+    val = summary["validation"]
+    assert val["n"] == 16 and val["pairs_in_both_orders"] == 8 and 0 <= val["accuracy"] <= 1
+    for name in ("manifest.json", "config.yaml", "model.safetensors"):
+        assert (tmp_path / "run" / name).exists()
+
+
+def test_grpo_lora(tmp_path, warm):
+    model, data = warm
+    cfg = load_config(None, [f"model={model}", f"data.train={data}", f"output_dir={tmp_path / 'run'}",
+                             "train.max_steps=1", "train.batch_size=2", "grpo.num_generations=2",
+                             "grpo.max_completion_length=6", "lora.enabled=true", "lora.r=4",
+                             "logging.progress=false"], cls=JudgeConfig)
+    train_judge(cfg)
+    assert (tmp_path / "run" / "adapter" / "adapter_config.json").exists()
+    assert (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_bad_input_fails_before_training(tmp_path, warm):
+    model, data = warm
+    base = [f"model={model}", f"output_dir={tmp_path / 'run'}", "logging.progress=false"]
+    with pytest.raises(DataError, match="holds pairwise judge rows, but mode=pointwise"):
+        train_judge(load_config(None, base + [f"data.train={data}", "mode=pointwise"], cls=JudgeConfig))
+    tpl = tmp_path / "t.txt"
+    tpl.write_text("{conversation} {response_a}")
+    samples = tmp_path / "c.jsonl"
+    samples.write_text(json.dumps({"id": "x", "prompt": [], "chosen": [{"role": "assistant", "content": "a"}],
+                                   "rejected": [{"role": "assistant", "content": "b"}]}) + "\n")
+    with pytest.raises(ConfigError, match=r"t.txt lacks the required placeholder\(s\) \{response_b\}"):
+        train_judge(load_config(None, base + [f"data.train={samples}", f"data.template={tpl}"], cls=JudgeConfig))
+    with pytest.raises(RmforgeError, match="check=true validates a verl job"):
+        train_judge(load_config(None, base + [f"data.train={data}", "check=true"], cls=JudgeConfig))
+    with pytest.raises(ConfigError, match="mode"):
+        load_config(None, ["mode=listwise"], cls=JudgeConfig)
+    assert not (tmp_path / "run").exists()

@@ -1,0 +1,272 @@
+"""Packed forwards (prefix sharing, padding-free) give the rewards, losses and gradients of the plain one."""
+
+import copy
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from rmforge.config import load_config
+from rmforge.data.demo import generate_demo
+from rmforge.data.io import write_samples
+from rmforge.data.schema import Sample, assistant, user
+from rmforge.train.batching import batch_order, packed_batch
+from rmforge.train.config import BTConfig, LossConfig
+from rmforge.train.metrics import read_metrics
+from rmforge.train.modeling import load_reward_model
+from rmforge.train.packing import doc_tokens, layout, pack, packed_outputs, shared_prefix_len
+from rmforge.train.sampler import split_by_tokens
+from rmforge.train.scoring import model_outputs, score_samples
+from rmforge.train.tiny import tiny_model
+from rmforge.train.tokenize import Encoded, RewardEncoder
+from rmforge.train.trainer import batch_loss, train_bt
+
+CPU = torch.device("cpu")
+
+
+def enc(ids, prompt_len=0):
+    return Encoded(list(ids), None, prompt_len)
+
+
+@pytest.fixture(scope="module", params=["llama", "qwen2"])
+def rm(request, tmp_path_factory):
+    model, tok = load_reward_model(str(tiny_model(request.param, tmp_path_factory.mktemp(request.param))))
+    return model.eval(), tok
+
+
+@pytest.fixture(scope="module")
+def demo_samples(rm):
+    model, tok = rm
+    samples, _ = RewardEncoder(tok, 256).encode_dataset(generate_demo(40, seed=1)[:24])
+    return samples
+
+
+def unpacked(model, samples, pad_id):
+    flat = [e for s in samples for e in s.encodings]
+    return torch.tensor(model_outputs(model, flat, pad_id, batch_size=5))
+
+
+# ----------------------------------------------------------------------------- layout
+
+
+def test_shared_prefix_and_layout_golden():
+    assert shared_prefix_len([[1, 2, 3, 4], [1, 2, 5]]) == 2
+    assert shared_prefix_len([[1, 2], [1, 2, 3]]) == 1  # every branch keeps its last token
+    assert shared_prefix_len([[1, 2, 3]]) == 0
+    [d] = layout([enc([1, 2, 3, 4]), enc([1, 2, 5]), enc([1, 2, 6, 7, 8])], share=True)
+    assert d.ids == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert d.positions == [0, 1, 2, 3, 2, 2, 3, 4]  # each branch restarts where the prefix ends
+    assert d.branch == [0, 0, 1, 1, 2, 3, 3, 3]
+    assert d.ends == [3, 4, 7]
+    assert [x.ids for x in layout([enc([1, 2, 3]), enc([1, 4])], share=False)] == [[1, 2, 3], [1, 4]]
+    assert doc_tokens([enc([1, 2, 3]), enc([1, 2, 4])], True) == 4
+    assert doc_tokens([enc([1, 2, 3]), enc([1, 2, 4])], False) == 6
+
+
+def test_pack_rows_first_fit_decreasing():
+    b = pack([[enc([1, 2, 3]), enc([1, 2, 4])], [enc([5, 6]), enc([7])], [enc([8, 9])]], pad_id=0, share=True,
+             row_tokens=6)
+    # docs: [1 2 3 4] (4), [5 6 7] (3: no common prefix), [8 9] (2, single row) -> rows of width 6
+    assert b.input_ids.tolist() == [[1, 2, 3, 4, 8, 9], [5, 6, 7, 0, 0, 0]]
+    assert b.position_ids.tolist() == [[0, 1, 2, 2, 0, 1], [0, 1, 0, 0, 1, 2]]
+    assert b.doc.tolist() == [[0, 0, 0, 0, 2, 2], [1, 1, 1, -1, -1, -1]]
+    assert b.score_at.tolist() == [[0, 2], [0, 3], [1, 1], [1, 2], [0, 5]]  # sample order
+    assert b.tokens == 9 and b.positions == 12 and b.padding_ratio == pytest.approx(0.25)
+    with pytest.raises(ValueError):
+        pack([], pad_id=0)
+
+
+def test_split_by_tokens_and_batch_order():
+    assert split_by_tokens([5, 5, 5, 20, 1], 10) == [[0, 1], [2], [3], [4]]
+    assert split_by_tokens([], 10) == []
+    out = torch.tensor([[1.0], [2.0], [3.0], [4.0]])  # c0 r0 c1 r1
+    assert batch_order(out, "pair", 2).flatten().tolist() == [1.0, 3.0, 2.0, 4.0]
+    assert batch_order(out, "nway", 2) is out
+
+
+# ----------------------------------------------------------------------------- equal rewards
+
+
+@pytest.mark.parametrize("mode", ["prefix_shared", "padding_free"])
+def test_packed_rewards_equal_separate_forwards(rm, demo_samples, mode):
+    model, tok = rm
+    want = unpacked(model, demo_samples, tok.pad_token_id)
+    batch = pack([s.encodings for s in demo_samples], tok.pad_token_id, share=mode == "prefix_shared")
+    with torch.no_grad():
+        got = packed_outputs(model, batch)
+    assert got.shape == want.shape
+    assert torch.allclose(got, want, atol=1e-5)
+    if mode == "prefix_shared":  # the demo prompts are encoded once: fewer tokens
+        assert batch.tokens < sum(len(e.input_ids) for s in demo_samples for e in s.encodings)
+
+
+def test_nway_and_eager_backend(rm):
+    model, tok = rm
+    raw = [Sample(id=str(i), prompt=[user(f"What is {i} plus {i}? Answer briefly please.")],
+                  candidates=[[assistant(f"It is {2 * i}.")], [assistant("I do not know.")],
+                              [assistant(f"{i} plus {i} is {2 * i + 1}, I think.")]], ranks=[1, 3, 2])
+           for i in range(5)]
+    samples, _ = RewardEncoder(tok, 128).encode_dataset(raw)
+    want = unpacked(model, samples, tok.pad_token_id)
+    for impl in ("sdpa", "eager"):
+        model.config._attn_implementation = impl
+        try:
+            with torch.no_grad():
+                got = packed_outputs(model, pack([s.encodings for s in samples], tok.pad_token_id))
+        finally:
+            model.config._attn_implementation = "sdpa"
+        assert torch.allclose(got, want, atol=1e-5), impl
+
+
+def test_score_samples_packed_equals_plain(rm, demo_samples):
+    model, tok = rm
+    plain = score_samples(model, demo_samples, tok.pad_token_id, batch_size=4)
+    for mode in ("auto", "padding_free"):
+        packed = score_samples(model, demo_samples, tok.pad_token_id, batch_size=3, packing=mode)
+        assert [len(r) for r in packed] == [len(r) for r in plain]
+        assert torch.allclose(torch.tensor(packed), torch.tensor(plain), atol=1e-5)
+    flat = [e for s in demo_samples for e in s.encodings]
+    assert torch.allclose(torch.tensor(model_outputs(model, flat, tok.pad_token_id, 7, packing="auto")),
+                          torch.tensor(model_outputs(model, flat, tok.pad_token_id, 7)), atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def _loss_and_grads(model, items, pad_id, packing):
+    model.zero_grad(set_to_none=True)
+    loss, stats = batch_loss(model, items, pad_id, LossConfig(tie_model="none", center_coef=0.01), CPU, packing)
+    (loss / len(items)).backward()
+    return float(loss.detach()), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}, stats
+
+
+def test_step_one_loss_and_gradients_equal(rm, demo_samples):
+    model, tok = rm
+    model = copy.deepcopy(model).train()
+    items = demo_samples[:8]
+    ref_loss, ref_grads, ref_stats = _loss_and_grads(model, items, tok.pad_token_id, "none")
+    for mode in ("prefix_shared", "padding_free"):
+        loss, grads, stats = _loss_and_grads(model, items, tok.pad_token_id, mode)
+        assert loss == pytest.approx(ref_loss, abs=1e-5)
+        assert grads.keys() == ref_grads.keys()
+        for name, g in grads.items():
+            assert torch.allclose(g, ref_grads[name], atol=1e-5, rtol=1e-4), name
+        assert stats["correct"] == ref_stats["correct"]
+    assert stats["positions"] < ref_stats["positions"]
+
+
+def test_lora_model_packed_equals_plain(rm, demo_samples):
+    from rmforge.train.config import LoraOptions
+    from rmforge.train.lora import apply_lora
+
+    model, tok = rm
+    peft_model = apply_lora(copy.deepcopy(model), LoraOptions(enabled=True, r=4))
+    with torch.no_grad():  # make the adapters matter
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.1, generator=torch.Generator().manual_seed(0))
+    items = demo_samples[:6]
+    ref_loss, ref_grads, _ = _loss_and_grads(peft_model, items, tok.pad_token_id, "none")
+    loss, grads, _ = _loss_and_grads(peft_model, items, tok.pad_token_id, "prefix_shared")
+    assert loss == pytest.approx(ref_loss, abs=1e-5)
+    assert any("lora_A" in n for n in grads) and any("score" in n for n in grads)
+    assert all(torch.allclose(g, ref_grads[n], atol=1e-5, rtol=1e-4) for n, g in grads.items())
+
+
+def test_packed_batch_meta_matches_pair_batch(demo_samples):
+    from rmforge.train.batching import pair_batch
+
+    _, meta = packed_batch(demo_samples[:4], pad_id=0)
+    _, ref = pair_batch(demo_samples[:4], pad_id=0)
+    assert meta.keys() == ref.keys() and all(torch.equal(meta[k], ref[k]) for k in meta)
+    with pytest.raises(ValueError, match="packing must be one of"):
+        packed_batch(demo_samples[:4], pad_id=0, packing="none")
+
+
+@pytest.fixture(scope="module")
+def run_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("packed-run")
+    tiny_model("llama", root / "tiny")
+    demo = generate_demo(200, seed=0)
+    write_samples(root / "train.jsonl", demo[:40])
+    write_samples(root / "val.jsonl", demo[100:116])
+    return root
+
+
+def _train(root, name, *extra):
+    out = root / name
+    cfg = load_config(None, [f"model={root / 'tiny'}", f"data.train={root / 'train.jsonl'}",
+                             f"data.validation={root / 'val.jsonl'}", f"output_dir={out}", "train.max_steps=5",
+                             "train.batch_size=8", "train.precision=fp32", "train.lr=1e-3", "logging.every_steps=1",
+                             "logging.progress=false", "seed=0", *extra], cls=BTConfig)
+    summary = train_bt(cfg)
+    rows = read_metrics(out)
+    return summary, rows
+
+
+def test_training_curves_equal_across_packing(run_root):
+    ref_summary, ref = _train(run_root, "none", "train.packing=none")
+    ref_losses = [r["loss"] for r in ref if "loss" in r and "event" not in r]
+    for name, extra in (("shared", ["train.packing=prefix_shared"]),
+                        ("budget", ["train.packing=prefix_shared", "train.token_budget=300"]),
+                        ("free", ["train.packing=padding_free", "train.micro_batch_size=4"])):
+        summary, rows = _train(run_root, name, *extra)
+        start = rows[0]
+        assert start["event"] == "start" and start["packing"] == extra[0].split("=")[1]
+        steps = [r for r in rows if "loss" in r and "event" not in r]
+        assert [r["loss"] for r in steps] == pytest.approx(ref_losses, abs=1e-4), name
+        assert all(0 <= r["padding_ratio"] < 1 for r in steps)
+        assert summary["validation"]["accuracy"] == ref_summary["validation"]["accuracy"]
+        assert summary["validation"]["loss"] == pytest.approx(ref_summary["validation"]["loss"], abs=1e-4)
+    shared = [r for r in _train(run_root, "shared2", "train.packing=prefix_shared")[1] if "tokens_per_s" in r]
+    assert shared  # prefix sharing logs fewer processed tokens than the plain layout
+    assert json.loads((run_root / "shared2" / "manifest.json").read_text())["summary"]["steps"] == 5
+
+
+def test_encoder_rejects_explicit_packing(run_root, tmp_path):
+    from rmforge.errors import ConfigError
+
+    tiny_model("bert", tmp_path / "bert")
+    with pytest.raises(ConfigError, match="train.packing.*causal decoder"):
+        _train(run_root, "bert", f"model={tmp_path / 'bert'}", "train.packing=prefix_shared")
+
+
+# ----------------------------------------------------------------------------- real data
+
+
+def _hh_pairs(shared_data: Path, n: int):
+    from rmforge.train.data import read_any
+
+    return read_any(str(shared_data / "hh-rlhf-harmless-base.dev.jsonl.gz"), "hh-rlhf", limit=n)
+
+
+@pytest.mark.shared
+def test_hh_rlhf_pairs_tiny_llama(shared_data, tmp_path):
+    model, tok = load_reward_model(str(tiny_model("llama", tmp_path / "tiny")))
+    samples, _ = RewardEncoder(tok, 512).encode_dataset(_hh_pairs(shared_data, 24))
+    want = unpacked(model.eval(), samples, tok.pad_token_id)
+    batch = pack([s.encodings for s in samples], tok.pad_token_id)
+    with torch.no_grad():
+        got = packed_outputs(model, batch)
+    assert torch.allclose(got, want, atol=1e-5)
+    full = sum(len(e.input_ids) for s in samples for e in s.encodings)
+    assert batch.tokens < 0.8 * full  # multi-turn context encoded once
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_hh_rlhf_pairs_smollm2(shared_data):
+    from rmforge.models import resolve_model
+
+    cache = Path.home() / ".cache" / "rmforge" / "models" / "smollm2-135m"
+    if not cache.is_dir():
+        pytest.skip("SmolLM2-135M is not cached")
+    model, tok = load_reward_model(resolve_model("smollm2-135m"))
+    samples, _ = RewardEncoder(tok, 256).encode_dataset(_hh_pairs(shared_data, 6))
+    want = unpacked(model.eval(), samples, tok.pad_token_id)
+    with torch.no_grad():
+        got = packed_outputs(model, pack([s.encodings for s in samples], tok.pad_token_id))
+    assert not math.isnan(float(got.sum()))
+    assert torch.allclose(got, want, atol=1e-5), float((got - want).abs().max())

@@ -1,0 +1,141 @@
+"""rmforge train sft: assistant-only mask from templates without generation markers, loss falls,
+packing equals padding, resume, LoRA, bad input."""
+
+import json
+
+import pytest
+import torch
+
+from rmforge.config import load_config
+from rmforge.errors import ConfigError, DataError
+from rmforge.train.judge_config import SFTConfig
+from rmforge.train.metrics import read_metrics
+from rmforge.train.sft import encode_all, encode_conversation, packed_batch, padded_batch, token_loss_sum, train_sft
+from rmforge.train.tiny import tiny_model
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return tiny_model("llama", tmp_path_factory.mktemp("tiny") / "m", seed=1)
+
+
+@pytest.fixture(scope="module")
+def tok(tiny):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny)
+
+
+CONV = [{"role": "system", "content": "be good"}, {"role": "user", "content": "the code"},
+        {"role": "assistant", "content": "yes it is"}, {"role": "user", "content": "why"},
+        {"role": "assistant", "content": "because"}]
+
+
+def test_mask_covers_exactly_the_assistant_turns(tok):
+    e = encode_conversation(tok, CONV)
+    trained = tok.decode([i for i, m in zip(e.input_ids, e.loss_mask) if m])
+    assert trained == "yes it is<|im_end|>\nbecause<|im_end|>\n"
+    assert tok.decode(e.input_ids) == tok.apply_chat_template(CONV, tokenize=False)
+
+
+def test_mask_with_smollm2_template_has_no_generation_markers(tok):
+    from transformers import AutoTokenizer
+
+    from rmforge.models import embedded
+
+    path = embedded("smollm2-135m").path()
+    if path is None or not path.is_dir():
+        pytest.skip("SmolLM2 not converted/installed")
+    smol = AutoTokenizer.from_pretrained(path)
+    assert "{% generation %}" not in smol.chat_template
+    e = encode_conversation(smol, CONV[1:3])
+    assert smol.decode([i for i, m in zip(e.input_ids, e.loss_mask) if m]) == "yes it is<|im_end|>\n"
+
+
+def test_template_that_is_not_prefix_stable_is_refused(tok):
+    from copy import deepcopy
+
+    bad = deepcopy(tok)
+    bad.chat_template = "{{ messages | length }}{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    with pytest.raises(ConfigError, match="renders earlier turns differently"):
+        encode_conversation(bad, CONV)
+
+
+def test_length_policy_counts(tok):
+    convs = [CONV, [{"role": "user", "content": "the " * 200}, {"role": "assistant", "content": "ok"}]]
+    kept, stats = encode_all(tok, convs, 40, "truncate_left")
+    assert stats["truncated"] >= 1 and stats["kept"] == len(kept) == 2
+    kept, stats = encode_all(tok, convs, 40, "drop")
+    assert stats["dropped_by_reason"] == {"too_long": 2} or stats["dropped_by_reason"]["too_long"] >= 1
+
+
+def test_packed_loss_equals_padded_loss(tiny, tok):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32).eval()
+    items, _ = encode_all(tok, [CONV, CONV[1:3], CONV[3:]], 256, "drop")
+    with torch.no_grad():
+        a, na = token_loss_sum(model, padded_batch(items, tok.pad_token_id), "cpu")
+        b, nb = token_loss_sum(model, packed_batch(model, items, tok.pad_token_id, 256), "cpu")
+    assert na == nb and float(a) == pytest.approx(float(b), rel=1e-4)
+
+
+def _judge_rows(path, n=24):
+    rows = []
+    for i in range(n):
+        verdict = "A" if i % 2 else "B"
+        rows.append({"input": [{"role": "user", "content": f"which is better, one or two? case {i % 5}"}],
+                     "output": f"<preference>{verdict}</preference>",
+                     "metadata": {"id": f"p{i}", "chosen_position": verdict, "subset": None, "margin": None,
+                                  "source": "t"}})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_sft_loss_falls_and_run_dir(tmp_path, tiny):
+    data = _judge_rows(tmp_path / "judge.jsonl")
+    cfg = load_config(None, [f"model={tiny}", f"data.train={data}", f"data.validation={data}",
+                             f"output_dir={tmp_path / 'run'}", "train.max_steps=30", "train.batch_size=8",
+                             "train.lr=1e-2", "train.scheduler=constant", "logging.every_steps=5", "logging.progress=false",
+                             "train.warmup_ratio=0", "seed=3"], cls=SFTConfig)
+    summary = train_sft(cfg)
+    rows = [r for r in read_metrics(tmp_path / "run") if "loss" in r and "event" not in r]
+    assert rows[-1]["loss"] < 0.6 * rows[0]["loss"]
+    assert summary["validation"]["loss"] < rows[0]["loss"]
+    for name in ("manifest.json", "config.yaml", "model.safetensors", "tokenizer_config.json"):
+        assert (tmp_path / "run" / name).exists()
+
+
+def test_sft_resume_matches_uninterrupted(tmp_path, tiny):
+    data = _judge_rows(tmp_path / "judge.jsonl", 16)
+    common = [f"model={tiny}", f"data.train={data}", "train.batch_size=4", "train.lr=1e-3",
+              "logging.progress=false", "logging.every_steps=1", "train.precision=fp32"]
+    full = train_sft(load_config(None, common + [f"output_dir={tmp_path / 'a'}", "train.max_steps=6"], cls=SFTConfig))
+    train_sft(load_config(None, common + [f"output_dir={tmp_path / 'b'}", "train.max_steps=6",
+                                          "checkpoint.every_steps=3"], cls=SFTConfig))
+    run_b = tmp_path / "b"  # as if killed after step 3: drop what the last 3 steps wrote
+    (run_b / "manifest.json").unlink()
+    resumed = train_sft(load_config(None, common + [f"output_dir={run_b}", "train.max_steps=6", "resume=auto"],
+                                    cls=SFTConfig))
+    assert resumed["last_logged_loss"] == pytest.approx(full["last_logged_loss"], rel=1e-5)
+
+
+def test_sft_lora_saves_adapter_and_merged(tmp_path, tiny):
+    data = _judge_rows(tmp_path / "judge.jsonl", 8)
+    cfg = load_config(None, [f"model={tiny}", f"data.train={data}", f"output_dir={tmp_path / 'run'}",
+                             "train.max_steps=2", "train.batch_size=4", "lora.enabled=true", "lora.r=4",
+                             "logging.progress=false"], cls=SFTConfig)
+    train_sft(cfg)
+    assert (tmp_path / "run" / "adapter" / "adapter_config.json").exists()
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(tmp_path / "run")  # merged plain model loads without peft
+
+
+def test_sft_bad_data(tmp_path, tiny):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"id": "x", "prompt": [], "chosen": [], "rejected": []}) + "\n")
+    cfg = load_config(None, [f"model={tiny}", f"data.train={bad}", f"output_dir={tmp_path / 'run'}"], cls=SFTConfig)
+    with pytest.raises(DataError, match=r"bad.jsonl, line 1: SFT needs 'messages' rows"):
+        train_sft(cfg)
+    assert not (tmp_path / "run").exists()
