@@ -58,6 +58,9 @@ class Scorer:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     info: dict[str, Any] = field(default_factory=dict)
     """Source, run-dir flag, head_initialised, encoding (for result files)."""
+    packing: str = "auto"
+    """Forward layout (:mod:`rmforge.train.packing`): ``auto`` packs decoder samples prefix-shared (same
+    rewards as separate forwards, fewer tokens), ``none`` uses plain padded batches."""
     seconds: float = 0.0
     """Wall time of the last :meth:`score_samples` call (encoding + forward passes)."""
 
@@ -77,7 +80,7 @@ class Scorer:
             return []
         autocast = self._autocast if PRECISIONS[self.precision] is not None else None
         return score_samples(self.model, encoded, self.tokenizer.pad_token_id, self.batch_size, self.device,
-                             autocast)
+                             autocast, packing=self.packing)
 
     def score_samples(self, samples: Sequence[Sample]) -> tuple[list[list[float] | None], EncodeStats]:
         """Rewards per input sample (one per response, in sample order), ``None`` for a dropped
