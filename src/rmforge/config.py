@@ -19,7 +19,7 @@ from rmforge.errors import ConfigError
 
 T = TypeVar("T", bound=BaseModel)
 CONFIG_KINDS: dict[str, type["ConfigModel"]] = {}
-BUILTIN_CONFIG_MODULES = ("rmforge.data.recipe", "rmforge.train.config", "rmforge.quickstart")
+BUILTIN_CONFIG_MODULES = ("rmforge.data.recipe", "rmforge.train.config", "rmforge.quickstart", "rmforge.train.judge_config")
 """Modules whose import registers the built-in recipe kinds (imported lazily by load_config)."""
 
 

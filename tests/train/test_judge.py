@@ -40,7 +40,7 @@ def test_grpo_steps_log_rewards_and_judge_metrics(tmp_path, warm):
     cfg = load_config(None, [f"model={model}", f"data.train={data}", f"data.validation={data}",
                              f"output_dir={tmp_path / 'run'}", "mode=pairwise", "backend=local",
                              "train.max_steps=2", "train.batch_size=2", "train.lr=1e-5", "grpo.num_generations=4",
-                             "grpo.max_completion_length=24", "grpo.beta=0.01", "logging.progress=false",
+                             "grpo.max_completion_length=24", "grpo.beta=0.01", "logging.progress=false", "eval.every_steps=1",
                              "seed=1"], cls=JudgeConfig)
     summary = train_judge(cfg)
     steps = [r for r in read_metrics(tmp_path / "run") if "event" not in r and "reward" in r]
@@ -51,6 +51,8 @@ def test_grpo_steps_log_rewards_and_judge_metrics(tmp_path, warm):
         assert row["judge/parse_failure_rate"] < 1.0  # the SFT warm-start answers in the format
         for key in ("kl", "completions/mean_length", "judge/verdict_accuracy"):
             assert key in row
+    evals = [r for r in read_metrics(tmp_path / "run") if r.get("event") == "eval"]
+    assert [r["step"] for r in evals] == [1, 2] and evals[-1]["eval_n"] == 16
     val = summary["validation"]
     assert val["n"] == 16 and val["pairs_in_both_orders"] == 8 and 0 <= val["accuracy"] <= 1
     for name in ("manifest.json", "config.yaml", "model.safetensors"):
