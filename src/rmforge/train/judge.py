@@ -1,0 +1,162 @@
+"""GRPO training of generative judges (``rmforge train judge``): local backend through TRL, or a verl job.
+
+Local backend: TRL's ``GRPOTrainer`` (generation through ``model.generate``; vLLM when
+``grpo.use_vllm`` and installed) with the :class:`~rmforge.judge.rewards.JudgeReward` callable. Each
+logged step adds the judge statistics (verdict accuracy, MAE, parse-failure rate and kinds) to TRL's
+own (reward, KL, completion length); every row goes to ``metrics.jsonl``. At the end the validation
+prompts get greedy verdicts (:func:`rmforge.evaluate.judge.judge_metrics`) and the model is saved
+with ``config.yaml`` and ``manifest.json`` as by the other trainers (LoRA: adapter + merged model).
+
+verl backend: :func:`rmforge.judge.verl.write_job` (parquet, reward module, launch.sh) and, with
+``check=true``, :func:`rmforge.judge.verl.check_job`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rmforge import __version__
+from rmforge.config import dump_config
+from rmforge.errors import RmforgeError
+from rmforge.judge.data import JudgeExample, load_judge_data
+from rmforge.train.judge_config import JudgeConfig
+
+
+def load_examples(cfg: JudgeConfig) -> tuple[list[JudgeExample], list[JudgeExample]]:
+    """Training and validation judge examples (errors name the file and row)."""
+    if not cfg.data.train:
+        raise RmforgeError(f"no training data: set data.train=PATH (the {cfg.mode} or verl export of rmforge data "
+                           "build, or canonical samples)")
+    kw = {"template": cfg.data.template, "rubric": cfg.data.rubric, "scale": cfg.data.scale, "seed": cfg.seed}
+    train = load_judge_data(cfg.data.train, cfg.mode, limit=cfg.data.limit, **kw)
+    val = load_judge_data(cfg.data.validation, cfg.mode, limit=cfg.data.validation_limit, **kw) \
+        if cfg.data.validation else []
+    return train, val
+
+
+def filter_prompt_length(tok, examples: list[JudgeExample], max_tokens: int,
+                         enable_thinking: bool | None) -> tuple[list[JudgeExample], int]:
+    """Drop prompts longer than ``max_tokens`` once rendered; returns (kept, dropped count)."""
+    from rmforge.judge.templates import render_chat
+
+    kept = [ex for ex in examples
+            if len(tok(render_chat(tok, ex.prompt, enable_thinking), add_special_tokens=False)["input_ids"]) <= max_tokens]
+    return kept, len(examples) - len(kept)
+
+
+def train_judge(cfg: JudgeConfig, console=None) -> dict:
+    """Run the configured backend; returns a summary."""
+    if cfg.backend == "verl":
+        from rmforge.judge import verl
+
+        train, val = load_examples(cfg)
+        if cfg.check:
+            return verl.check_job(Path(cfg.output_dir)) if verl.job_exists(Path(cfg.output_dir)) and not cfg.overwrite \
+                else verl.check_job(verl.write_job(cfg, train, val))
+        out = verl.write_job(cfg, train, val)
+        if cfg.verl.run:
+            verl.run_job(out)
+        return {"backend": "verl", "output_dir": str(out), "train_rows": len(train), "validation_rows": len(val)}
+    if cfg.check:
+        raise RmforgeError("check=true validates a verl job: use it with backend=verl")
+    return _train_local(cfg, console)
+
+
+def _train_local(cfg: JudgeConfig, console=None) -> dict:
+    import torch
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import GRPOConfig, GRPOTrainer
+
+    from rmforge.evaluate.judge import generate_verdicts, judge_metrics
+    from rmforge.judge.lm import load_causal_lm
+    from rmforge.judge.rewards import JudgeReward
+    from rmforge.judge.templates import chat_template_kwargs
+    from rmforge.train import checkpoint as ckpt_io
+    from rmforge.train.engine import resolve_precision
+    from rmforge.train.metrics import MetricsLog
+    from rmforge.train.sft import causal_lora_config
+
+    if cfg.grpo.use_vllm and not torch.cuda.is_available():
+        raise RmforgeError("grpo.use_vllm=true needs a CUDA GPU and vllm; on CPU generation uses model.generate")
+    train, val = load_examples(cfg)
+    out = Path(cfg.output_dir)
+    resume = None
+    if cfg.resume == "auto" and (out / "checkpoints").is_dir():
+        resume = get_last_checkpoint(str(out / "checkpoints"))
+    elif cfg.resume not in (None, "auto"):
+        resume = cfg.resume
+    if resume is None:
+        out, _ = ckpt_io.prepare_run_dir(cfg.output_dir, cfg.overwrite, None)
+    model, tok = load_causal_lm(cfg.model, cfg.model_options.chat_template)
+    enable = cfg.model_options.enable_thinking
+    train, dropped = filter_prompt_length(tok, train, cfg.grpo.max_prompt_length, enable)
+    if not train:
+        raise RmforgeError(f"every training prompt is longer than grpo.max_prompt_length={cfg.grpo.max_prompt_length}")
+    reward = JudgeReward(cfg.mode, cfg.grpo.k, cfg.grpo.format_weight)
+    rows = [{"prompt": ex.prompt, "truth": ex.truth, "scale_min": ex.scale_min, "scale_max": ex.scale_max}
+            for ex in train]
+    dataset = Dataset.from_list(rows)
+    precision = resolve_precision(cfg.train.precision)
+    opt, g = cfg.train, cfg.grpo
+    args = GRPOConfig(
+        output_dir=str(out / "checkpoints"), seed=cfg.seed, data_seed=cfg.seed,
+        per_device_train_batch_size=opt.batch_size * g.num_generations, gradient_accumulation_steps=1,
+        num_generations=g.num_generations, max_completion_length=g.max_completion_length,
+        temperature=g.temperature, beta=g.beta, epsilon=g.epsilon, use_vllm=g.use_vllm,
+        learning_rate=opt.lr, lr_scheduler_type=opt.scheduler, warmup_steps=opt.warmup_ratio,
+        weight_decay=opt.weight_decay, adam_beta1=opt.betas[0], adam_beta2=opt.betas[1],
+        max_grad_norm=opt.max_grad_norm or 0.0, max_steps=opt.max_steps, num_train_epochs=opt.epochs,
+        gradient_checkpointing=opt.gradient_checkpointing,
+        bf16=precision == "bf16", fp16=precision == "fp16", use_cpu=not torch.cuda.is_available(),
+        logging_steps=cfg.logging.every_steps, report_to="none", disable_tqdm=not cfg.logging.progress,
+        save_strategy="steps" if cfg.checkpoint.every_steps else "no",
+        save_steps=cfg.checkpoint.every_steps or 500, save_total_limit=cfg.checkpoint.keep_last,
+        chat_template_kwargs=chat_template_kwargs(tok, enable) or None, log_completions=False,
+    )
+    peft_config = causal_lora_config(model, cfg.lora) if cfg.lora.enabled else None
+    log = MetricsLog(out, cfg.logging.report_to, resume_step=None)
+    log.write({"event": "start", "step": 0, "mode": cfg.mode, "backend": "local", "precision": precision,
+               "data": {"train": len(train) + dropped, "train_kept": len(train), "dropped_prompt_too_long": dropped,
+                        "validation": len(val)}, "resumed_from": resume})
+    if console is not None and dropped:
+        console.print(f"dropped {dropped} training prompts longer than grpo.max_prompt_length")
+
+    class Judge(GRPOTrainer):
+        def log(self, logs, start_time=None):
+            logs.update(reward.stats.pop())
+            super().log(logs, start_time)
+
+    def validate(net, step: int) -> dict:
+        completions = generate_verdicts(net, tok, val, g.max_completion_length, cfg.eval.batch_size, enable)
+        metrics = judge_metrics(val, completions, cfg.mode, g.k)
+        log.write({"event": "eval", "step": step,
+                   **{f"eval_{k}": v for k, v in metrics.items() if not isinstance(v, dict)}})
+        return metrics
+
+    class ToJsonl(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            log.write({"step": state.global_step, **(logs or {})})
+
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            every = cfg.eval.every_steps
+            if val and every and state.global_step % every == 0 and state.global_step < state.max_steps:
+                validate(model, state.global_step)
+
+    t0 = time.perf_counter()
+    trainer = Judge(model=model, reward_funcs=[reward], args=args, train_dataset=dataset, processing_class=tok,
+                    peft_config=peft_config, callbacks=[ToJsonl()])
+    trainer.train(resume_from_checkpoint=resume)
+    summary: dict = {"steps": trainer.state.global_step, "train_seconds": round(time.perf_counter() - t0, 1)}
+    net = trainer.model
+    if val:
+        summary["validation"] = validate(net, summary["steps"])
+    manifest = {"rmforge_version": __version__, "kind": cfg.kind, "mode": cfg.mode, "model": cfg.model,
+                "backend": "local", "summary": summary}
+    ckpt_io.save_final(out, net, tok, dump_config(cfg), manifest)
+    log.write({"event": "end", **summary})
+    log.close()
+    return summary
+

@@ -1,0 +1,275 @@
+"""Supervised fine-tuning of a causal LM on conversations, loss on assistant tokens only (``rmforge train sft``).
+
+The assistant mask is built from the chat template itself, so templates without ``{% generation %}``
+markers (SmolLM2's) work: the conversation is rendered once in full and, for every assistant turn,
+the rendering of the turns before it (with the generation prompt) and up to it give the character
+span of that answer (content and end-of-turn token); tokens whose offsets fall in a span are trained.
+A template that re-renders earlier turns differently is refused with a clear message.
+
+The loop mirrors the Bradley-Terry trainer: seeded batches (:mod:`rmforge.train.sampler`), the
+Accelerate :class:`~rmforge.train.engine.Engine`, loss = sum of token losses / assistant tokens in the
+optimizer step (independent of micro-batching and packing), metrics.jsonl, atomic checkpoints with
+resume, LoRA through peft, final model + manifest.json. ``packing=true`` concatenates conversations into
+rows of ``max_length`` tokens with block-diagonal attention (:mod:`rmforge.train.attention`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+
+from rmforge import __version__
+from rmforge.config import dump_config
+from rmforge.errors import ConfigError, RmforgeError
+from rmforge.train import checkpoint as ckpt_io
+from rmforge.train.judge_config import SFTConfig
+from rmforge.train.metrics import MetricsLog, peak_memory_mb
+
+
+@dataclass
+class Encoded:
+    """One tokenised conversation: ids and a 0/1 mask of the tokens that carry loss."""
+
+    input_ids: list[int]
+    loss_mask: list[int]
+
+
+def assistant_spans(tok, messages: list[dict]) -> tuple[str, list[tuple[int, int]]]:
+    """The rendered conversation and the character spans of its assistant turns."""
+    full = tok.apply_chat_template(messages, tokenize=False)
+    spans = []
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        before = tok.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True) if i else ""
+        upto = tok.apply_chat_template(messages[:i + 1], tokenize=False)
+        if not (full.startswith(before) and full.startswith(upto) and len(upto) > len(before)):
+            raise ConfigError("the chat template renders earlier turns differently once later turns are added, "
+                              "so assistant tokens cannot be located; set model_options.chat_template to a "
+                              "template whose renderings are prefixes of each other")
+        spans.append((len(before), len(upto)))
+    return full, spans
+
+
+def encode_conversation(tok, messages: list[dict]) -> Encoded:
+    """Token ids of the rendered conversation and the assistant-token mask (see the module docstring)."""
+    text, spans = assistant_spans(tok, messages)
+    enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+    mask = [int(any(s < end and start < e for s, e in spans)) for start, end in enc["offset_mapping"]]
+    return Encoded(list(enc["input_ids"]), mask)
+
+
+def encode_all(tok, conversations: list[list[dict]], max_length: int, policy: str) -> tuple[list[Encoded], dict]:
+    """Encode with the length policy; counts kept / truncated / dropped (never silent)."""
+    out, truncated, dropped = [], 0, {"too_long": 0, "no_answer_left": 0}
+    for messages in conversations:
+        e = encode_conversation(tok, messages)
+        if len(e.input_ids) > max_length:
+            if policy == "drop":
+                dropped["too_long"] += 1
+                continue
+            e = Encoded(e.input_ids[-max_length:], e.loss_mask[-max_length:])
+            truncated += 1
+        if not any(e.loss_mask[1:]):  # the first token has no prediction
+            dropped["no_answer_left"] += 1
+            continue
+        out.append(e)
+    stats = {"samples": len(conversations), "kept": len(out), "truncated": truncated,
+             "dropped": sum(dropped.values()), "dropped_by_reason": {k: v for k, v in dropped.items() if v},
+             "loss_tokens": sum(sum(e.loss_mask[1:]) for e in out)}
+    return out, stats
+
+
+def padded_batch(items: list[Encoded], pad_id: int) -> dict:
+    """Right-padded ``input_ids`` / ``attention_mask`` / ``labels`` (-100 outside the assistant tokens)."""
+    width = max(len(e.input_ids) for e in items)
+    ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(items), width), -100, dtype=torch.long)
+    attn = torch.zeros((len(items), width), dtype=torch.long)
+    for r, e in enumerate(items):
+        n = len(e.input_ids)
+        ids[r, :n] = torch.tensor(e.input_ids)
+        attn[r, :n] = 1
+        labels[r, :n] = torch.where(torch.tensor(e.loss_mask, dtype=torch.bool), ids[r, :n], -100)
+    return {"input_ids": ids, "attention_mask": attn, "labels": labels}
+
+
+def packed_batch(model, items: list[Encoded], pad_id: int, width: int) -> dict:
+    """Conversations packed first-fit into rows of ``width`` tokens, block-diagonal causal attention."""
+    from rmforge.train.attention import attention_inputs
+
+    rows: list[list[int]] = []
+    used: list[int] = []
+    for i in sorted(range(len(items)), key=lambda i: -len(items[i].input_ids)):
+        n = len(items[i].input_ids)
+        slot = next((r for r, u in enumerate(used) if u + n <= width), None)
+        if slot is None:
+            rows.append([])
+            used.append(0)
+            slot = len(rows) - 1
+        rows[slot].append(i)
+        used[slot] += n
+    width = max(used)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), -100, dtype=torch.long)
+    pos = torch.zeros((len(rows), width), dtype=torch.long)
+    doc = torch.full((len(rows), width), -1, dtype=torch.long)
+    for r, members in enumerate(rows):
+        at = 0
+        for d, i in enumerate(members):
+            e, n = items[i], len(items[i].input_ids)
+            ids[r, at:at + n] = torch.tensor(e.input_ids)
+            labels[r, at:at + n] = torch.where(torch.tensor(e.loss_mask, dtype=torch.bool), ids[r, at:at + n], -100)
+            labels[r, at] = -100  # a document's first token is not predicted from the previous document
+            pos[r, at:at + n] = torch.arange(n)
+            doc[r, at:at + n] = d
+            at += n
+    mask = attention_inputs(model, doc, torch.zeros_like(doc))
+    return {"input_ids": ids, "attention_mask": mask, "position_ids": pos, "labels": labels}
+
+
+def token_loss_sum(model, batch: dict, device) -> tuple[torch.Tensor, int]:
+    """Summed next-token cross-entropy over the labelled tokens, and their number."""
+    labels = batch.pop("labels").to(device)
+    batch = {k: (v.to(device) if v is not None else None) for k, v in batch.items()}
+    logits = model(**batch).logits[:, :-1].float()
+    target = labels[:, 1:]
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
+                                             ignore_index=-100, reduction="sum")
+    return loss, int((target != -100).sum())
+
+
+def causal_lora_config(model, opts):
+    """A peft ``CAUSAL_LM`` LoraConfig from rmforge's LoRA options (``auto``: every linear layer but lm_head)."""
+    import peft
+
+    from rmforge.train.lora import auto_target_modules, check_quantize
+
+    check_quantize(opts.quantize)
+    targets = auto_target_modules(model, "lm_head") if opts.target_modules == "auto" else list(opts.target_modules)
+    return peft.LoraConfig(task_type=peft.TaskType.CAUSAL_LM, r=opts.r, lora_alpha=opts.alpha, bias=opts.bias,
+                           lora_dropout=opts.dropout, target_modules=targets)
+
+
+def evaluate_loss(cfg: SFTConfig, engine, model, data: list[Encoded], pad_id: int) -> dict:
+    """Mean token loss on assistant tokens of ``data`` (and its perplexity)."""
+    net = engine.unwrap(model)
+    net.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(data), cfg.eval.batch_size):
+            with engine.autocast():
+                loss, n = token_loss_sum(net, padded_batch(data[i:i + cfg.eval.batch_size], pad_id), engine.device)
+            total, count = total + float(loss), count + n
+    net.train()
+    mean = total / max(count, 1)
+    return {"loss": mean, "perplexity": math.exp(min(mean, 50)), "tokens": count}
+
+
+def train_sft(cfg: SFTConfig, console=None) -> dict:
+    """Train, evaluate and save; returns the summary (also in manifest.json)."""
+    from transformers import get_scheduler
+
+    from rmforge.judge.data import load_sft_messages
+    from rmforge.judge.lm import load_causal_lm
+    from rmforge.train.engine import Engine
+    from rmforge.train.sampler import epoch_batches, split_micro
+    from rmforge.train.trainer import _adamw, _param_groups, _bar, _report_data
+
+    if not cfg.data.train:
+        raise RmforgeError("no training data: set data.train=PATH (messages rows or judge rows)")
+    train_msgs = load_sft_messages(cfg.data.train, cfg.data.limit, cfg.seed)
+    val_msgs = load_sft_messages(cfg.data.validation) if cfg.data.validation else []
+    engine = Engine(cfg.train.precision)
+    out, resume_from = ckpt_io.prepare_run_dir(cfg.output_dir, cfg.overwrite, cfg.resume)
+    torch.manual_seed(cfg.seed)
+    model, tok = load_causal_lm(cfg.model, cfg.model_options.chat_template)
+    train, train_stats = encode_all(tok, train_msgs, cfg.max_length, cfg.length_policy)
+    val, val_stats = encode_all(tok, val_msgs, cfg.max_length, cfg.length_policy)
+    if not train:
+        raise RmforgeError(f"no training conversation left after the length policy ({train_stats})")
+    stats = {"train": train_stats, "validation": val_stats}
+    if cfg.train.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    if cfg.lora.enabled:
+        import peft
+
+        model = peft.get_peft_model(model, causal_lora_config(model, cfg.lora))
+    opt = cfg.train
+    lengths = [len(e.input_ids) for e in train]
+    steps_per_epoch = len(epoch_batches(lengths, opt.batch_size, cfg.seed, 0, opt.length_grouping))
+    total = opt.max_steps if opt.max_steps > 0 else math.ceil(opt.epochs * steps_per_epoch)
+    optimizer = _adamw(_param_groups(model, opt.weight_decay), opt.lr, opt.betas)
+    scheduler = get_scheduler(opt.scheduler, optimizer, num_warmup_steps=int(opt.warmup_ratio * total),
+                              num_training_steps=total)
+    state = {"step": 0, "epoch": 0, "batch_in_epoch": 0}
+    if resume_from is not None:
+        state = ckpt_io.load_checkpoint(resume_from, model, optimizer, scheduler)
+    model, optimizer = engine.prepare(model, optimizer)
+    model.train()
+    log = MetricsLog(out, cfg.logging.report_to, resume_step=state["step"] if resume_from is not None else None)
+    (out / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
+    log.write({"event": "start", "step": state["step"], "total_steps": total, "data": stats,
+               "precision": engine.precision, "packing": cfg.packing,
+               "resumed_from": str(resume_from) if resume_from else None})
+    _report_data(console, stats)
+    micro = opt.micro_batch_size or opt.batch_size
+    bar = _bar(total, state["step"], cfg.logging.progress)
+    window = {"loss": 0.0, "tokens": 0, "t": time.perf_counter()}
+    first_loss, loss = None, float("nan")
+    while state["step"] < total:
+        batches = epoch_batches(lengths, opt.batch_size, cfg.seed, state["epoch"], opt.length_grouping)
+        for bi in range(state["batch_in_epoch"], len(batches)):
+            items = [train[i] for i in batches[bi]]
+            n_tokens = sum(sum(e.loss_mask[1:]) for e in items)
+            for part in split_micro(list(range(len(items))), micro):
+                chunk = [items[i] for i in part]
+                batch = packed_batch(engine.unwrap(model), chunk, tok.pad_token_id, cfg.max_length) if cfg.packing \
+                    else padded_batch(chunk, tok.pad_token_id)
+                with engine.autocast():
+                    loss_sum, _ = token_loss_sum(model, batch, engine.device)
+                engine.backward(loss_sum / max(n_tokens, 1))
+                window["loss"] += float(loss_sum.detach())
+            window["tokens"] += n_tokens
+            grad_norm = engine.clip(model, opt.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            state["step"] += 1
+            state["batch_in_epoch"] = bi + 1
+            bar.update(1)
+            step = state["step"]
+            if step % cfg.logging.every_steps == 0 or step == total:
+                elapsed = time.perf_counter() - window["t"]
+                loss = window["loss"] / max(window["tokens"], 1)
+                first_loss = loss if first_loss is None else first_loss
+                log.write({"step": step, "epoch": state["epoch"] + bi / len(batches), "loss": loss,
+                           "grad_norm": grad_norm, "lr": scheduler.get_last_lr()[0],
+                           "loss_tokens_per_s": window["tokens"] / max(elapsed, 1e-9), "peak_memory_mb": peak_memory_mb()})
+                bar.set_postfix(loss=f"{loss:.4f}")
+                window = {"loss": 0.0, "tokens": 0, "t": time.perf_counter()}
+            if cfg.eval.every_steps and val and step % cfg.eval.every_steps == 0 and step != total:
+                log.write({"event": "eval", "step": step, **{f"eval_{k}": v for k, v in
+                                                              evaluate_loss(cfg, engine, model, val, tok.pad_token_id).items()}})
+            if cfg.checkpoint.every_steps and step % cfg.checkpoint.every_steps == 0 and step != total:
+                ckpt_io.save_checkpoint(out, step, engine.unwrap(model), tok, optimizer, scheduler, dict(state),
+                                        cfg.checkpoint.keep_last)
+            if step >= total:
+                break
+        else:
+            state["epoch"] += 1
+            state["batch_in_epoch"] = 0
+    bar.close()
+    summary = {"steps": state["step"], "first_logged_loss": first_loss, "last_logged_loss": loss}
+    if val:
+        summary["validation"] = evaluate_loss(cfg, engine, model, val, tok.pad_token_id)
+        log.write({"event": "eval", "step": state["step"], **{f"eval_{k}": v for k, v in summary["validation"].items()}})
+    manifest = {"rmforge_version": __version__, "kind": cfg.kind, "model": cfg.model, "max_length": cfg.max_length,
+                "data": stats, "precision": engine.precision, "summary": summary}
+    ckpt_io.save_final(out, engine.unwrap(model), tok, dump_config(cfg), manifest)
+    log.write({"event": "end", **summary})
+    log.close()
+    return summary

@@ -1,0 +1,84 @@
+"""Judge evaluation: metrics from known verdicts (golden), position consistency, and a real generation run."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from rmforge.evaluate.judge import evaluate_judge, judge_metrics
+from rmforge.judge.data import JudgeExample
+
+
+def _pair(pid, pos, truth=None):
+    return JudgeExample(f"{pid}@{pos}", [{"role": "user", "content": "x"}], truth or pos, pair_id=pid, position=pos)
+
+
+def test_pairwise_metrics_golden():
+    ex = [_pair("a", "A"), _pair("a", "B"), _pair("b", "A"), _pair("b", "B"), _pair("c", "A", "tie"), _pair("c", "B", "tie")]
+    out = ["<preference>A</preference>", "<preference>B</preference>",   # a: right in both orders: consistent
+           "<preference>A</preference>", "<preference>A</preference>",   # b: always A: inconsistent
+           "<preference>tie</preference>", "oops"]                        # c: failure -> inconsistent
+    m = judge_metrics(ex, out, "pairwise")
+    assert m["n"] == 6 and m["accuracy"] == pytest.approx(4 / 6) and m["accuracy_parsed"] == pytest.approx(4 / 5)
+    assert m["parse_failure_rate"] == pytest.approx(1 / 6) and m["parse_failures"] == {"missing_tag": 1}
+    assert m["position_consistency"] == pytest.approx(1 / 3) and m["pairs_in_both_orders"] == 3
+    assert m["a_rate"] == pytest.approx(3 / 5)
+
+
+def test_pointwise_metrics_golden():
+    ex = [JudgeExample(str(i), [], str(t), 0, 4) for i, t in enumerate([0, 1, 2, 3, 4])]
+    out = ["<score>0</score>", "<score>2</score>", "<score>2</score>", "<score>9</score>", "<score>3</score>"]
+    m = judge_metrics(ex, out, "pointwise")
+    assert m["parse_failure_rate"] == pytest.approx(0.2) and m["parse_failures"] == {"out_of_range": 1}
+    assert m["mae"] == pytest.approx(0.5) and m["exact_match"] == pytest.approx(0.5)
+    assert m["spearman"] == pytest.approx(0.9486832980505138)
+    expect = (1 + math.exp(-0.5) + 1 + 0 + math.exp(-0.5)) / 5
+    assert m["reward_mean"] == pytest.approx(expect)
+    assert judge_metrics(ex[:1], ["<score>0</score>"], "pointwise")["spearman"] is None  # undefined, not NaN
+
+
+def test_mismatched_lengths():
+    with pytest.raises(ValueError, match="2 examples but 1 completions"):
+        judge_metrics([_pair("a", "A")] * 2, ["x"], "pairwise")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from rmforge.train.tiny import tiny_model
+
+    return tiny_model("llama", tmp_path_factory.mktemp("tiny") / "m")
+
+
+def _rows(path, n=4):
+    rows = [{"input": [{"role": "user", "content": f"which is better {i // 2}"}],
+             "output": f"<preference>{'AB'[i % 2]}</preference>",
+             "metadata": {"id": f"p{i // 2}", "chosen_position": "AB"[i % 2]}} for i in range(n)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_evaluate_judge_generates_and_batches_consistently(tmp_path, tiny):
+    data = _rows(tmp_path / "p.jsonl")
+    m1, rows1 = evaluate_judge(str(tiny), str(data), "pairwise", batch_size=1, max_new_tokens=6)
+    m4, rows4 = evaluate_judge(str(tiny), str(data), "pairwise", batch_size=4, max_new_tokens=6)
+    assert [r["completion"] for r in rows1] == [r["completion"] for r in rows4]  # left padding changes nothing
+    assert m1["n"] == 4 and m1["pairs_in_both_orders"] == 2 and set(rows1[0]) == \
+        {"id", "truth", "verdict", "status", "completion"}
+
+
+@pytest.mark.slow
+def test_cli_eval_judge_json_and_bad_mode(tmp_path, tiny):
+    data = _rows(tmp_path / "p.jsonl")
+    out = tmp_path / "r.json"
+    cmd = [sys.executable, "-m", "rmforge", "eval", "judge", str(tiny), str(data)]
+    proc = subprocess.run(cmd + ["mode=pairwise", "max_new_tokens=4", "--json", str(out)], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    assert result["metrics"]["n"] == 4 and len(result["examples"]) == 4
+    proc = subprocess.run(cmd + ["mode=pointwise"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "holds pairwise judge rows, but mode=pointwise" in proc.stderr
+    proc = subprocess.run(cmd + ["mood=pairwise"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "unknown option(s) mood" in proc.stderr
