@@ -17,10 +17,10 @@ from rmforge.train.config import BTConfig, LossConfig
 from rmforge.train.metrics import read_metrics
 from rmforge.train.modeling import load_reward_model
 from rmforge.train.packing import doc_tokens, layout, pack, packed_outputs, shared_prefix_len
-from rmforge.train.sampler import split_by_tokens
+from rmforge.train.sampler import epoch_batches, sample_lengths, split_by_tokens
 from rmforge.train.scoring import model_outputs, score_samples
 from rmforge.train.tiny import tiny_model
-from rmforge.train.tokenize import Encoded, RewardEncoder
+from rmforge.train.tokenize import Encoded, EncodedSample, RewardEncoder
 from rmforge.train.trainer import batch_loss, train_bt
 
 CPU = torch.device("cpu")
@@ -84,6 +84,23 @@ def test_split_by_tokens_and_batch_order():
     out = torch.tensor([[1.0], [2.0], [3.0], [4.0]])  # c0 r0 c1 r1
     assert batch_order(out, "pair", 2).flatten().tolist() == [1.0, 3.0, 2.0, 4.0]
     assert batch_order(out, "nway", 2) is out
+
+
+def test_sample_lengths_group_packed_rows_tightly():
+    def pair(i, prefix, c, r):
+        return EncodedSample(i, "pair", [enc([7] * prefix + [1] * c), enc([7] * prefix + [2] * r)])
+
+    # long shared prefixes with short replies, and the reverse: the row key and the laid-out key disagree
+    samples = [pair(0, 90, 5, 5), pair(1, 2, 48, 48), pair(2, 90, 30, 30), pair(3, 2, 72, 73)]
+    assert sample_lengths(samples, False) == [190, 100, 240, 150]
+    assert sample_lengths(samples, True) == [100, 98, 150, 147]
+    padding = {}
+    for shared in (False, True):
+        batches = epoch_batches(sample_lengths(samples, shared), 2, seed=0, epoch=0)
+        packed = [pack([samples[i].encodings for i in b], pad_id=0) for b in batches]
+        padding[shared] = sum(p.positions - p.tokens for p in packed)
+        assert sorted(i for b in batches for i in b) == [0, 1, 2, 3]
+    assert padding == {False: 99, True: 5}  # {2, 0}, {3, 1} against {2, 3}, {0, 1}
 
 
 # ----------------------------------------------------------------------------- equal rewards
@@ -206,23 +223,31 @@ def _train(root, name, *extra):
     return summary, rows
 
 
+def _curve(rows):
+    return [r["loss"] for r in rows if "loss" in r and "event" not in r]
+
+
 def test_training_curves_equal_across_packing(run_root):
-    ref_summary, ref = _train(run_root, "none", "train.packing=none")
-    ref_losses = [r["loss"] for r in ref if "loss" in r and "event" not in r]
-    for name, extra in (("shared", ["train.packing=prefix_shared"]),
-                        ("budget", ["train.packing=prefix_shared", "train.token_budget=300"]),
-                        ("free", ["train.packing=padding_free", "train.micro_batch_size=4"])):
-        summary, rows = _train(run_root, name, *extra)
-        start = rows[0]
-        assert start["event"] == "start" and start["packing"] == extra[0].split("=")[1]
-        steps = [r for r in rows if "loss" in r and "event" not in r]
-        assert [r["loss"] for r in steps] == pytest.approx(ref_losses, abs=1e-4), name
-        assert all(0 <= r["padding_ratio"] < 1 for r in steps)
-        assert summary["validation"]["accuracy"] == ref_summary["validation"]["accuracy"]
-        assert summary["validation"]["loss"] == pytest.approx(ref_summary["validation"]["loss"], abs=1e-4)
-    shared = [r for r in _train(run_root, "shared2", "train.packing=prefix_shared")[1] if "tokens_per_s" in r]
-    assert shared  # prefix sharing logs fewer processed tokens than the plain layout
-    assert json.loads((run_root / "shared2" / "manifest.json").read_text())["summary"]["steps"] == 5
+    """Same batches -> the same loss curve whatever the layout. Random batches: every mode matches
+    ``none``; length-grouped batches (packed modes group by laid-out length): the packed modes agree."""
+    for grouping, ref_extra, others in (
+            ("false", ["train.packing=none"], (("shared", ["train.packing=prefix_shared"]),
+                                               ("free", ["train.packing=padding_free", "train.micro_batch_size=4"]))),
+            ("true", ["train.packing=prefix_shared"], (("budget", ["train.packing=prefix_shared",
+                                                                   "train.token_budget=300"]),
+                                                       ("free", ["train.packing=padding_free"])))):
+        extra_all = [f"train.length_grouping={grouping}"]
+        ref_summary, ref = _train(run_root, f"ref-{grouping}", *ref_extra, *extra_all)
+        for name, extra in others:
+            summary, rows = _train(run_root, f"{name}-{grouping}", *extra, *extra_all)
+            start = rows[0]
+            assert start["event"] == "start" and start["packing"] == extra[0].split("=")[1]
+            steps = [r for r in rows if "loss" in r and "event" not in r]
+            assert _curve(rows) == pytest.approx(_curve(ref), abs=1e-4), (name, grouping)
+            assert all(0 <= r["padding_ratio"] < 1 for r in steps)
+            assert summary["validation"]["accuracy"] == ref_summary["validation"]["accuracy"]
+            assert summary["validation"]["loss"] == pytest.approx(ref_summary["validation"]["loss"], abs=1e-4)
+    assert json.loads((run_root / "ref-true" / "manifest.json").read_text())["summary"]["steps"] == 5
 
 
 def test_encoder_rejects_explicit_packing(run_root, tmp_path):

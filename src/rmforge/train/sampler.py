@@ -4,11 +4,17 @@ The order of epoch ``e`` depends only on (seed, e, lengths, batch size), so a re
 replays exactly the batches an uninterrupted run would have seen. Optimizer batches always hold
 ``batch_size`` samples; forward passes take ``micro`` samples (:func:`split_micro`) or, with packing,
 a token budget (:func:`split_by_tokens`), which never changes the step's result.
+
+:func:`sample_lengths` gives the sort key of length grouping: with packing, the length of the sample
+laid out with its shared prefix counted once (``prompt + all responses``; the same key for
+``prefix_shared`` and ``padding_free``, so both see the same batches and packed rows come out tight);
+without packing, the padded cost of its rows (``longest row * rows``).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 
 def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, group_by_length: bool = True,
@@ -58,3 +64,13 @@ def split_by_tokens(lengths: list[int], budget: int) -> list[list[int]]:
         parts[-1].append(i)
         used += n
     return parts
+
+
+def sample_lengths(samples: Sequence, shared_prefix: bool) -> list[int]:
+    """Length-grouping key of each encoded sample (``EncodedSample``): its tokens with the shared
+    prefix counted once (``shared_prefix``: packed modes), or ``longest row * rows`` (plain batches)."""
+    if shared_prefix:
+        from rmforge.train.packing import doc_tokens
+
+        return [doc_tokens(s.encodings, True) for s in samples]
+    return [max(len(e.input_ids) for e in s.encodings) * len(s.encodings) for s in samples]

@@ -25,7 +25,7 @@ from rmforge.train.engine import Engine
 from rmforge.train.losses import pairwise_loss, plackett_luce_loss, regression_loss
 from rmforge.train.metrics import MetricsLog, Window, peak_memory_mb
 from rmforge.train.packing import doc_tokens, packed_outputs
-from rmforge.train.sampler import epoch_batches, split_by_tokens, split_micro
+from rmforge.train.sampler import epoch_batches, sample_lengths, split_by_tokens, split_micro
 from rmforge.train.scoring import model_outputs, pair_eval_metrics, pointwise_eval_metrics, score_samples
 
 
@@ -196,7 +196,7 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
     packing = _packing(model, opt.packing)
     share = packing == "prefix_shared"
     doc_lens = [doc_tokens(s.encodings, share) for s in prep.train] if packing != "none" else []
-    lengths = [max(len(e.input_ids) for e in s.encodings) * len(s.encodings) for s in prep.train]
+    lengths = sample_lengths(prep.train, packing != "none")  # packed modes: grouped by laid-out length
     keys = [s.kind for s in prep.train]
     steps_per_epoch = len(epoch_batches(lengths, opt.batch_size, cfg.seed, 0, opt.length_grouping, keys))
     total = opt.max_steps if opt.max_steps > 0 else math.ceil(opt.epochs * steps_per_epoch)
