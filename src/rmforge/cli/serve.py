@@ -1,4 +1,7 @@
-"""``rmforge serve``: the reward-model scoring server (thin: options -> backend -> app -> uvicorn)."""
+"""``rmforge serve``: the reward-model scoring server (thin: options -> backend -> app -> uvicorn).
+
+``--kind auto`` serves a generative judge (:class:`~rmforge.serve.judge_backend.JudgeBackend`) for SFT/judge
+runs and causal-LM folders without a classification head, else a scalar reward model."""
 
 from __future__ import annotations
 
@@ -29,6 +32,19 @@ def serve(
     precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 or fp16 autocast"),
     device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:1 (default: cuda when available)"),
     threads: int = typer.Option(None, "--threads", min=1, help="torch CPU threads (default: torch's choice)"),
+    kind: str = typer.Option("auto", "--kind", help="auto, scalar (reward model) or judge (generative judge)"),
+    mode: str = typer.Option(None, "--mode", help="judge: pointwise or pairwise (default: the run's, else pairwise)"),
+    template: str = typer.Option(None, "--template", help="judge: template name or file (default: the run's)"),
+    scale: str = typer.Option(None, "--scale", help="judge (pointwise): MIN,MAX (default: the run's data.scale)"),
+    attribute: str = typer.Option("overall quality", "--attribute", help="judge (pointwise): what is rated"),
+    rubric: str = typer.Option(None, "--rubric", help="judge: text for a rubric template"),
+    both_orders: bool = typer.Option(False, "--both-orders", help="judge (pairwise): average A/B and B/A"),
+    max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1, help="judge: tokens generated per verdict"),
+    thinking: str = typer.Option(None, "--thinking", help="judge: enable_thinking true|false (default: the run's)"),
+    failure_reward: float = typer.Option(None, "--failure-reward",
+                                         help="judge: reward of an unparsable verdict (default: null)"),
+    generator: str = typer.Option("auto", "--generator", help="judge: auto (vLLM on a GPU when installed), "
+                                                                "local or vllm"),
 ) -> None:
     """Serve a reward model over HTTP; prints `serving on http://HOST:PORT` when ready."""
 
@@ -37,6 +53,7 @@ def serve(
         from rmforge.serve.app import create_app
         from rmforge.serve.backend import ScalarBackend
         from rmforge.serve.config import ServeConfig, check_auth
+        from rmforge.serve.judge_backend import JudgeBackend, detect_kind
         from rmforge.serve.server import run_server
 
         if ctx.args:
@@ -50,8 +67,40 @@ def serve(
                           max_queue_rows=max_queue_rows, max_items=max_items,
                           max_body_bytes=int(max_body_mb * 1024 * 1024), timeout_s=timeout_s, normalize=normalize)
         on_gpu = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
-        backend = ScalarBackend.load(model, max_length=max_length, batch_size=batch_size or (64 if on_gpu else 8),
-                                     precision=precision, device=device)
+        if kind not in ("auto", "scalar", "judge"):
+            raise ConfigError(f"--kind must be auto, scalar or judge, not {kind!r}")
+        if (kind if kind != "auto" else detect_kind(model)) == "judge":
+            backend = JudgeBackend.load(model, mode=mode, template=template, scale=_scale(scale), rubric=rubric,
+                                        enable_thinking=_bool(thinking, "--thinking"), max_new_tokens=max_new_tokens,
+                                        batch_size=batch_size or 16, precision=precision, device=device,
+                                        generator=generator, max_length=max_length, attribute=attribute,
+                                        both_orders=both_orders, failure_reward=failure_reward)
+        else:
+            backend = ScalarBackend.load(model, max_length=max_length,
+                                         batch_size=batch_size or (64 if on_gpu else 8), precision=precision,
+                                         device=device)
         run_server(create_app(backend, cfg, None if no_auth else token), host, port)
 
     run_guarded(run)
+
+
+def _scale(text: str | None) -> tuple[float, float] | None:
+    from rmforge.errors import ConfigError
+
+    if text is None:
+        return None
+    try:
+        low, high = (float(x) for x in text.replace(" ", "").strip("[]()").split(","))
+    except ValueError:
+        raise ConfigError(f"--scale must be MIN,MAX (e.g. 0,4), not {text!r}") from None
+    return low, high
+
+
+def _bool(text: str | None, option: str) -> bool | None:
+    from rmforge.errors import ConfigError
+
+    if text is None:
+        return None
+    if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"{option} must be true or false, not {text!r}")
+    return text.lower() in ("true", "1", "yes")

@@ -3,6 +3,8 @@
 Endpoints (``docs/serve.md``): ``POST /score``, ``/compare``, ``/rank``, OpenRLHF's ``/get_reward``;
 ``GET /health`` (no auth), ``/info``, ``/metrics``. Status codes: 401 no token, 403 wrong token,
 413 body/items/token limits, 422 invalid input, 503 queue full or shutting down, 504 timeout.
+A generative-judge backend answers the same endpoints with rewards that may be null (parse
+failure) plus ``parse_ok`` and ``judgements`` (:func:`judge_fields`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from rmforge.serve.backend import Backend, Group, Item, ItemError, TextItem, sigmoid
 from rmforge.serve.batcher import DynamicBatcher, QueueFull
 from rmforge.serve.config import ServeConfig
+from rmforge.serve.judge_backend import Judged
 from rmforge.serve.metrics import ServeMetrics
 from rmforge.serve.schemas import CompareRequest, GetRewardRequest, RankRequest, ScoreRequest
 
@@ -56,8 +59,8 @@ def create_app(backend: Backend, cfg: ServeConfig | None = None, token: str | No
 
     norm = backend.normalization
 
-    def normalized(rewards: list[float]) -> list[float] | None:
-        return None if norm is None else [(r - norm[0]) / norm[1] for r in rewards]
+    def normalized(rewards: list[float | None]) -> list[float | None] | None:
+        return None if norm is None else [None if r is None else (r - norm[0]) / norm[1] for r in rewards]
 
     async def score(items: list[Item], field: str) -> list[list[float]]:
         rows = sum(len(it.responses) if isinstance(it, Group) else 1 for it in items)
@@ -95,33 +98,49 @@ def create_app(backend: Backend, cfg: ServeConfig | None = None, token: str | No
     @app.post("/score", dependencies=[Depends(auth)])
     async def score_items(req: ScoreRequest) -> dict[str, Any]:
         out = await score([Group(it.prompt, [it.response]) for it in req.items], "items")
-        rewards = [r[0] for r in out]
-        return {"rewards": rewards, "normalized_rewards": normalized(rewards)}
+        rewards = [rewards_of(r)[0] for r in out]
+        return {"rewards": rewards, "normalized_rewards": normalized(rewards), **judge_fields(out)}
 
     @app.post("/compare", dependencies=[Depends(auth)])
     async def compare(req: CompareRequest) -> dict[str, Any]:
         out = await score([Group(p.prompt, [p.a, p.b]) for p in req.pairs], "pairs")
-        ra, rb = [r[0] for r in out], [r[1] for r in out]
-        return {"rewards_a": ra, "rewards_b": rb, "p_a_better": [sigmoid(a - b) for a, b in zip(ra, rb)],
-                "normalized_a": normalized(ra), "normalized_b": normalized(rb)}
+        ra, rb = [rewards_of(r)[0] for r in out], [rewards_of(r)[1] for r in out]
+        p = [r.p_a_better if isinstance(r, Judged) else sigmoid(r[0] - r[1]) for r in out]
+        return {"rewards_a": ra, "rewards_b": rb, "p_a_better": p,
+                "normalized_a": normalized(ra), "normalized_b": normalized(rb), **judge_fields(out)}
 
     @app.post("/rank", dependencies=[Depends(auth)])
     async def rank(req: RankRequest) -> dict[str, Any]:
-        rewards = (await score([Group(req.prompt, list(req.candidates))], "candidates"))[0]
-        order = sorted(range(len(rewards)), key=lambda i: -rewards[i])
-        ranks = [1 + sum(o > v for o in rewards) for v in rewards]
-        return {"rewards": rewards, "order": order, "ranks": ranks, "normalized_rewards": normalized(rewards)}
+        out = (await score([Group(req.prompt, list(req.candidates))], "candidates"))[0]
+        rewards = rewards_of(out)
+        keys = [float("-inf") if r is None else r for r in rewards]  # a failed verdict ranks last
+        order = sorted(range(len(keys)), key=lambda i: -keys[i])
+        ranks = [1 + sum(o > v for o in keys) for v in keys]
+        extra = {"parse_ok": out.parse_ok, "judgements": out.judgements} if isinstance(out, Judged) else {}
+        return {"rewards": rewards, "order": order, "ranks": ranks, "normalized_rewards": normalized(rewards),
+                **extra}
 
     @app.post("/get_reward", dependencies=[Depends(auth)])
     async def get_reward(req: GetRewardRequest) -> dict[str, Any]:
         prompts = req.prompts or [None] * len(req.query)
         out = await score([TextItem(q, p) for q, p in zip(req.query, prompts)], "query")
-        raw = [r[0] for r in out]
+        raw = [rewards_of(r)[0] for r in out]
         norm_r = normalized(raw)
         return {"rewards": norm_r if cfg.normalize and norm_r is not None else raw, "raw_rewards": raw,
-                "normalized": bool(cfg.normalize and norm_r is not None)}
+                "normalized": bool(cfg.normalize and norm_r is not None), **judge_fields(out)}
 
     return Guard(app, metrics, cfg.max_body_bytes)
+
+
+def rewards_of(result: list[float] | Judged) -> list[float | None]:
+    return result.rewards if isinstance(result, Judged) else result
+
+
+def judge_fields(out: list) -> dict[str, Any]:
+    """``parse_ok`` and ``judgements`` (completions, statuses, verdicts) per item of a judge backend."""
+    if not out or not isinstance(out[0], Judged):
+        return {}
+    return {"parse_ok": [r.parse_ok for r in out], "judgements": [r.judgements for r in out]}
 
 
 class Guard:

@@ -7,8 +7,9 @@ batcher hands it several jobs at once, so a backend can merge them into shared f
 :class:`ScalarBackend` (a sequence-classification reward model) encodes through the run's own
 :class:`~rmforge.evaluate.scorer.Scorer` (the training-time :class:`RewardEncoder`, rebuilt from the
 manifest) and scores every job of a step in one length-sorted pass (``Scorer.score_encoded``), so
-server rewards equal training/evaluation rewards. A generative-judge backend (issue 7) implements the
-same :meth:`run` / :meth:`info` / ``normalization`` and plugs into :func:`rmforge.serve.app.create_app`.
+server rewards equal training/evaluation rewards. The generative-judge backend
+(:mod:`rmforge.serve.judge_backend`) implements the same :meth:`run` / :meth:`info` / ``normalization``
+and plugs into :func:`rmforge.serve.app.create_app`.
 
 Full texts (OpenRLHF ``/get_reward``, already rendered with the chat template) are scored as they
 are on decoders: tokenised without added special tokens (the template wrote BOS), pad-token text

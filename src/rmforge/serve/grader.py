@@ -1,7 +1,9 @@
 """Python grader API over a local model or a running server, and a TRL ``reward_funcs`` callable.
 
 ``RewardModelGrader(model)`` loads a run directory / model folder / embedded name in-process
-(the server's :class:`ScalarBackend`, so the same encoding and rewards), or talks to a server when
+(the server's :class:`ScalarBackend`, so the same encoding and rewards; a pointwise generative judge
+through :class:`JudgeBackend` when ``rmforge serve --kind auto`` would pick one: an unparsable verdict
+is then ``None``, which TRL treats as a missing reward), or talks to a server when
 ``model`` is an ``http(s)://`` URL. ``grader(prompts=..., completions=...)`` is what TRL's
 ``GRPOTrainer(reward_funcs=[grader])`` calls: prompts/completions are strings (a string prompt is one
 user message, a completion one assistant message) or conversational message lists.
@@ -15,6 +17,7 @@ from typing import Any, Sequence
 
 from rmforge.errors import RmforgeError
 from rmforge.serve.backend import Group, ScalarBackend
+from rmforge.serve.judge_backend import JudgeBackend, Judged, detect_kind
 from rmforge.serve.client import AsyncRewardClient, Conv, RewardClient, pick
 from rmforge.serve.schemas import ScoreItem
 
@@ -33,18 +36,22 @@ class GraderScore:
 class RewardModelGrader:
     """Score (prompt, response) pairs with a reward model; see the module docstring."""
 
-    def __init__(self, model: str | ScalarBackend, *, token: str | None = None, normalize: bool = False,
+    def __init__(self, model: str | ScalarBackend | JudgeBackend, *, token: str | None = None, normalize: bool = False,
                  timeout: float = 60.0, name: str = "rmforge_reward", **load_kw: Any):
         self.__name__ = name  # TRL logs reward functions by __name__
         self.normalize = normalize
         self._client: RewardClient | None = None
-        self._backend: ScalarBackend | None = None
+        self._backend: ScalarBackend | JudgeBackend | None = None
         self._url, self._token, self._timeout = None, token, timeout
         if isinstance(model, str) and model.startswith(("http://", "https://")):
             self._url = model
             self._client = RewardClient(model, token, timeout)
         else:
-            self._backend = model if isinstance(model, ScalarBackend) else ScalarBackend.load(str(model), **load_kw)
+            if isinstance(model, (ScalarBackend, JudgeBackend)):
+                self._backend = model
+            else:
+                loader = JudgeBackend if detect_kind(str(model)) == "judge" else ScalarBackend
+                self._backend = loader.load(str(model), **load_kw)
             if normalize and self._backend.normalization is None:
                 raise RmforgeError(f"{self._backend.name}: normalize=True needs an rmforge run directory "
                                    "(its manifest holds the mean and std)")
@@ -54,7 +61,8 @@ class RewardModelGrader:
         if self._client is not None:
             return self._client.score(prompts, responses)
         items = [ScoreItem(prompt=p, response=r) for p, r in zip(prompts, responses, strict=True)]
-        return [r[0] for r in self._backend.score([Group(it.prompt, [it.response]) for it in items])]
+        out = self._backend.score([Group(it.prompt, [it.response]) for it in items])
+        return [r.rewards[0] if isinstance(r, Judged) else r[0] for r in out]
 
     def score(self, prompts: Sequence[Conv], responses: Sequence[Conv]) -> list[float]:
         """Rewards (normalised when the grader was built with ``normalize=True``)."""
@@ -66,7 +74,7 @@ class RewardModelGrader:
         if not self.normalize:
             return raw
         mean, std = self._backend.normalization
-        return [(r - mean) / std for r in raw]
+        return [None if r is None else (r - mean) / std for r in raw]
 
     async def _both(self, prompts: Sequence[Conv], responses: Sequence[Conv]) -> tuple[list[float], list[float]]:
         """(scores, raw rewards) without blocking the event loop."""
