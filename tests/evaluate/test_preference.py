@@ -212,3 +212,20 @@ def test_cli(root, tmp_path):
     assert bad.exit_code == 2 and "group-by" in bad.output
     missing = CliRunner().invoke(app, ["preference", str(root / "run"), str(tmp_path / "nope.jsonl")])
     assert missing.exit_code == 1 and "not found" in missing.output
+
+
+def test_cli_length_policy_truncate_response_keeps_every_pair(root, tmp_path):
+    from typer.testing import CliRunner
+
+    from rmforge.cli.eval import app
+
+    runs = {}
+    for policy in ("truncate_prompt", "truncate_response"):
+        out = tmp_path / f"{policy}.json"
+        res = CliRunner().invoke(app, ["preference", str(root / "bert"), str(root / "test.jsonl"), "--max-length", "24",
+                                       "--length-policy", policy, "--n-boot", "10", "--json", str(out)])
+        assert res.exit_code == 0, res.output
+        runs[policy] = json.loads(out.read_text())
+    assert runs["truncate_prompt"]["n"] < 20  # responses longer than 24 tokens are dropped ...
+    assert runs["truncate_response"]["n"] == 20  # ... or cut
+    assert runs["truncate_response"]["counts"]["response_truncated"] > 0

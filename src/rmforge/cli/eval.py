@@ -25,6 +25,9 @@ def preference(
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="responses per forward pass"),
     max_length: int = typer.Option(None, "--max-length", min=2,
                                    help="token limit (default: the run's, else 512)"),
+    length_policy: str = typer.Option(None, "--length-policy",
+                                      help="truncate_prompt | truncate_response | drop (default: the run's, else "
+                                           "truncate_prompt); truncate_response also cuts over-long responses"),
     fmt: str = typer.Option("canonical", "--format", help="converter name when DATA is not canonical"),
     precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 or fp16 autocast"),
     n_boot: int = typer.Option(1000, "--n-boot", min=1, help="bootstrap resamples for the intervals"),
@@ -42,7 +45,8 @@ def preference(
         if group_by not in GROUP_KEYS:
             raise ConfigError(f"--group-by must be one of {', '.join(GROUP_KEYS)}, not '{group_by}'")
         samples = load_data(data, fmt, limit)
-        opts = {"max_length": max_length, "batch_size": batch_size, "precision": precision}
+        opts = {"max_length": max_length, "batch_size": batch_size, "precision": precision,
+                "length_policy": length_policy}
         stats = {"group_by": group_by, "n_boot": n_boot, "seed": seed, "data": data}
         base = None
         if baseline:
@@ -80,6 +84,9 @@ def _benchmark_command(name: str, title: str, data_help: str) -> None:
         report: str = typer.Option(None, "--report", help="write report.md/report.html and PNG plots here"),
         batch_size: int = typer.Option(32, "--batch-size", min=1, help="responses per forward pass"),
         max_length: int = typer.Option(None, "--max-length", min=2, help="token limit (default: the run's, else 512)"),
+        length_policy: str = typer.Option(None, "--length-policy",
+                                          help="truncate_prompt | truncate_response | drop (default: the run's, else "
+                                               "truncate_prompt); truncate_response also cuts over-long responses"),
         fmt: str = typer.Option("auto", "--format",
                                 help="auto (upstream layout or canonical rmforge samples), canonical, or a converter"),
         precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 or fp16 autocast"),
@@ -91,7 +98,8 @@ def _benchmark_command(name: str, title: str, data_help: str) -> None:
             from rmforge.evaluate import evaluate
 
             result = evaluate(model, name, data, format=fmt, limit=limit, batch_size=batch_size,
-                              max_length=max_length, precision=precision, n_boot=n_boot, seed=seed)
+                              max_length=max_length, precision=precision, n_boot=n_boot, seed=seed,
+                              length_policy=length_policy)
             console.print(result.table())
             if json_out:
                 result.to_json(json_out)

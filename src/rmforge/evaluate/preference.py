@@ -209,7 +209,8 @@ def evaluate_preference(scorer, samples: Sequence[Sample], *, group_by: str | No
 
     counts = {"samples": len(samples), "pairs": sum(s.kind == "pair" for s in samples),
               "nway": sum(s.kind == "nway" for s in samples), "pointwise": pointwise, "data_ties": len(ties),
-              "scored": enc_stats.kept, "truncated": enc_stats.truncated, "dropped": enc_stats.num_dropped,
+              "scored": enc_stats.kept, "truncated": enc_stats.truncated,
+              "response_truncated": enc_stats.response_truncated, "dropped": enc_stats.num_dropped,
               "dropped_by_reason": dict(enc_stats.dropped), "reward_ties": int(reward_ties)}
     return PreferenceResult(
         model=getattr(scorer, "name", str(scorer)), overall=acc(correct), group_by=group_by,

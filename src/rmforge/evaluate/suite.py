@@ -202,7 +202,8 @@ def evaluate_benchmark(scorer, benchmark: str, samples: Sequence[Sample], *, n_b
     present = {r["subset"] for r in scored}
     expected = rules.REWARDBENCH2_SUBSETS if spec.name == "rewardbench2" else (
         rules.RM_BENCH_FILES if spec.name == "rm-bench" else tuple(rules.REWARDBENCH_COUNTS))
-    counts = {"samples": len(samples), "scored": enc.kept, "truncated": enc.truncated, "dropped": enc.num_dropped,
+    counts = {"samples": len(samples), "scored": enc.kept, "truncated": enc.truncated,
+              "response_truncated": enc.response_truncated, "dropped": enc.num_dropped,
               "dropped_by_reason": dict(enc.dropped), "reward_ties": int(ties), "responses": len(all_r),
               "missing": [s for s in expected if s not in present]}
     return BenchmarkResult(benchmark=spec.name, model=getattr(scorer, "name", str(scorer)), figures=figures,
