@@ -132,7 +132,7 @@ def run_rmforge(spec: dict) -> dict:
     from rmforge.train.metrics import read_metrics
 
     clock, count = {}, {"pairs": 0, "tokens": 0}
-    make_bar, batch_loss = trainer._bar, trainer.batch_loss
+    make_bar, batch_loss = trainer.progress_bar, trainer.batch_loss
 
     def timed_bar(*a, **kw):  # the bar lives exactly as long as the training loop
         bar = make_bar(*a, **kw)
@@ -152,7 +152,7 @@ def run_rmforge(spec: dict) -> dict:
             count["tokens"] += sum(len(e.input_ids) for s in items for e in s.encodings)
         return batch_loss(model, items, *a, **kw)
 
-    trainer._bar, trainer.batch_loss = timed_bar, counted_loss
+    trainer.progress_bar, trainer.batch_loss = timed_bar, counted_loss
     out = Path(spec["work"]) / "rmforge-run"
     cfg = BTConfig.model_validate({
         "model": spec["model"], "output_dir": str(out), "overwrite": True, "seed": spec["seed"],

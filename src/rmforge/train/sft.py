@@ -177,7 +177,7 @@ def train_sft(cfg: SFTConfig, console=None) -> dict:
     from rmforge.judge.lm import load_causal_lm
     from rmforge.train.engine import Engine
     from rmforge.train.sampler import epoch_batches, split_micro
-    from rmforge.train.trainer import _adamw, _param_groups, _bar, _report_data
+    from rmforge.train.trainer import adamw, param_groups, progress_bar, report_data
 
     if not cfg.data.train:
         raise RmforgeError("no training data: set data.train=PATH (messages rows or judge rows)")
@@ -202,7 +202,7 @@ def train_sft(cfg: SFTConfig, console=None) -> dict:
     lengths = [len(e.input_ids) for e in train]
     steps_per_epoch = len(epoch_batches(lengths, opt.batch_size, cfg.seed, 0, opt.length_grouping))
     total = opt.max_steps if opt.max_steps > 0 else math.ceil(opt.epochs * steps_per_epoch)
-    optimizer = _adamw(_param_groups(model, opt.weight_decay), opt.lr, opt.betas)
+    optimizer = adamw(param_groups(model, opt.weight_decay), opt.lr, opt.betas)
     scheduler = get_scheduler(opt.scheduler, optimizer, num_warmup_steps=int(opt.warmup_ratio * total),
                               num_training_steps=total)
     state = {"step": 0, "epoch": 0, "batch_in_epoch": 0}
@@ -215,9 +215,9 @@ def train_sft(cfg: SFTConfig, console=None) -> dict:
     log.write({"event": "start", "step": state["step"], "total_steps": total, "data": stats,
                "precision": engine.precision, "packing": cfg.packing,
                "resumed_from": str(resume_from) if resume_from else None})
-    _report_data(console, stats)
+    report_data(console, stats)
     micro = opt.micro_batch_size or opt.batch_size
-    bar = _bar(total, state["step"], cfg.logging.progress)
+    bar = progress_bar(total, state["step"], cfg.logging.progress)
     window = {"loss": 0.0, "tokens": 0, "t": time.perf_counter()}
     first_loss, loss = None, float("nan")
     while state["step"] < total:

@@ -106,7 +106,8 @@ def prepare(cfg: TrainBase, progress: bool = True) -> Prepared:
                     attributes, tie_model)
 
 
-def _param_groups(model, weight_decay: float):
+def param_groups(model, weight_decay: float):
+    """AdamW parameter groups: no weight decay on biases and norm weights (shared with the SFT trainer)."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
@@ -115,7 +116,7 @@ def _param_groups(model, weight_decay: float):
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _adamw(groups, lr: float, betas) -> torch.optim.Optimizer:
+def adamw(groups, lr: float, betas) -> torch.optim.Optimizer:
     """AdamW with the fused kernel where torch has one (one pass over the parameters: ~7x faster on CPU)."""
     try:
         return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=True)
@@ -200,7 +201,7 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
     keys = [s.kind for s in prep.train]
     steps_per_epoch = len(epoch_batches(lengths, opt.batch_size, cfg.seed, 0, opt.length_grouping, keys))
     total = opt.max_steps if opt.max_steps > 0 else math.ceil(opt.epochs * steps_per_epoch)
-    optimizer = _adamw(_param_groups(model, opt.weight_decay), opt.lr, opt.betas)
+    optimizer = adamw(param_groups(model, opt.weight_decay), opt.lr, opt.betas)
     from transformers import get_scheduler
 
     scheduler = get_scheduler(opt.scheduler, optimizer, num_warmup_steps=int(opt.warmup_ratio * total),
@@ -219,10 +220,10 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
                    "tie_model": prep.tie_model, "packing": packing, "attention": attn_implementation(model),
                    "token_budget": opt.token_budget if packing != "none" else None,
                    "resumed_from": str(resume_from) if resume_from else None})
-        _report_data(console, prep.stats)
+        report_data(console, prep.stats)
     micro = opt.micro_batch_size or opt.batch_size
     loss_cfg = cfg.loss.model_copy(update={"tie_model": prep.tie_model}) if prep.attributes is None else cfg.loss
-    bar = _bar(total, state["step"], cfg.logging.progress and engine.is_main)
+    bar = progress_bar(total, state["step"], cfg.logging.progress and engine.is_main)
     window, t_window, padding = Window(), time.perf_counter(), [0, 0]  # padding: real tokens, positions
     stop = False
     while state["step"] < total and not stop:
@@ -415,7 +416,8 @@ def _finish(cfg, engine, model, prep, state, log, out, final_eval: tuple | None)
     return summary
 
 
-def _report_data(console, stats: dict) -> None:
+def report_data(console, stats: dict) -> None:
+    """One console line per split: samples kept, truncated and dropped (with reasons)."""
     if console is None:
         return
     for split, s in stats.items():
@@ -424,7 +426,8 @@ def _report_data(console, stats: dict) -> None:
                       f"dropped {s.get('dropped', 0)}" + (f" ({why})" if why else ""))
 
 
-def _bar(total: int, initial: int, enabled: bool):
+def progress_bar(total: int, initial: int, enabled: bool):
+    """The training progress bar (steps, ETA); resumes at ``initial``."""
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, desc="train", unit="step", disable=not enabled, dynamic_ncols=True)
