@@ -1,4 +1,4 @@
-"""The rmforge command itself: version, stage stubs, config show, models list."""
+"""The rmforge command itself: version, config show, models list."""
 
 import subprocess
 import sys
