@@ -68,14 +68,24 @@ def test_shared_prefix_and_layout_golden():
 def test_pack_rows_first_fit_decreasing():
     b = pack([[enc([1, 2, 3]), enc([1, 2, 4])], [enc([5, 6]), enc([7])], [enc([8, 9])]], pad_id=0, share=True,
              row_tokens=6)
-    # docs: [1 2 3 4] (4), [5 6 7] (3: no common prefix), [8 9] (2, single row) -> rows of width 6
-    assert b.input_ids.tolist() == [[1, 2, 3, 4, 8, 9], [5, 6, 7, 0, 0, 0]]
+    # docs: [1 2 3 4] (4: prefix [1 2] shared), [5 6] and [7] (no common prefix: one doc per row),
+    # [8 9] (2, single row) -> rows of width 6, first-fit decreasing
+    assert b.input_ids.tolist() == [[1, 2, 3, 4, 5, 6], [8, 9, 7, 0, 0, 0]]
     assert b.position_ids.tolist() == [[0, 1, 2, 2, 0, 1], [0, 1, 0, 0, 1, 2]]
-    assert b.doc.tolist() == [[0, 0, 0, 0, 2, 2], [1, 1, 1, -1, -1, -1]]
-    assert b.score_at.tolist() == [[0, 2], [0, 3], [1, 1], [1, 2], [0, 5]]  # sample order
+    assert b.doc.tolist() == [[0, 0, 0, 0, 1, 1], [3, 3, 2, -1, -1, -1]]
+    assert b.score_at.tolist() == [[0, 2], [0, 3], [0, 5], [1, 2], [1, 1]]  # sample order
     assert b.tokens == 9 and b.positions == 12 and b.padding_ratio == pytest.approx(0.25)
     with pytest.raises(ValueError):
         pack([], pad_id=0)
+
+
+def test_prefix_shared_only_where_it_saves_tokens():
+    long_prompt = [enc(list(range(1, 9)) + [20]), enc(list(range(1, 9)) + [21, 22])]
+    short_prompt = [enc([1, 2] + list(range(30, 40))), enc([1, 2] + list(range(40, 50)))]
+    assert len(layout(long_prompt, share=True)) == 1 and doc_tokens(long_prompt, share=True) == 11
+    # 2 shared tokens of 24 (< MIN_SHARED_FRACTION): separate documents, as wide as the rows
+    assert [len(d) for d in layout(short_prompt, share=True)] == [12, 12]
+    assert doc_tokens(short_prompt, share=True) == 24
 
 
 def test_split_by_tokens_and_batch_order():
@@ -93,14 +103,14 @@ def test_sample_lengths_group_packed_rows_tightly():
     # long shared prefixes with short replies, and the reverse: the row key and the laid-out key disagree
     samples = [pair(0, 90, 5, 5), pair(1, 2, 48, 48), pair(2, 90, 30, 30), pair(3, 2, 72, 73)]
     assert sample_lengths(samples, False) == [190, 100, 240, 150]
-    assert sample_lengths(samples, True) == [100, 98, 150, 147]
+    assert sample_lengths(samples, True) == [100, 100, 150, 149]  # short prefixes are not shared
     padding = {}
     for shared in (False, True):
         batches = epoch_batches(sample_lengths(samples, shared), 2, seed=0, epoch=0)
         packed = [pack([samples[i].encodings for i in b], pad_id=0) for b in batches]
         padding[shared] = sum(p.positions - p.tokens for p in packed)
         assert sorted(i for b in batches for i in b) == [0, 1, 2, 3]
-    assert padding == {False: 99, True: 5}  # {2, 0}, {3, 1} against {2, 3}, {0, 1}
+    assert padding == {False: 101, True: 1}  # {2, 0}, {3, 1} against {2, 3}, {0, 1}
 
 
 # ----------------------------------------------------------------------------- equal rewards

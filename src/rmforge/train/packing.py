@@ -52,12 +52,24 @@ class Doc:
         return len(self.ids)
 
 
+MIN_SHARED_FRACTION = 0.2
+"""Share a sample's prefix only when that saves at least this fraction of its tokens: with a short
+prompt the shared document is about as long as all rows together, so it only widens the packed rows
+(attention grows with the square of the width) and saves little."""
+
+
+def worth_sharing(rows: Sequence[Sequence[int]], prefix: int) -> bool:
+    """Whether the shared-prefix layout of ``rows`` (common prefix ``prefix``) saves enough tokens."""
+    return len(rows) > 1 and (len(rows) - 1) * prefix >= MIN_SHARED_FRACTION * sum(len(r) for r in rows)
+
+
 def layout(encodings: Sequence[Encoded], share: bool) -> list[Doc]:
-    """The documents of one sample: one shared-prefix document, or one document per row."""
+    """The documents of one sample: one shared-prefix document (when :func:`worth_sharing`), or one
+    document per row."""
     rows = [e.input_ids for e in encodings]
-    if not share or len(rows) < 2:
+    p = shared_prefix_len(rows) if share else 0
+    if not share or not worth_sharing(rows, p):
         return [Doc(list(r), list(range(len(r))), [1] * len(r), [len(r) - 1]) for r in rows]
-    p = shared_prefix_len(rows)
     ids, pos, branch, ends = list(rows[0][:p]), list(range(p)), [0] * p, []
     for k, r in enumerate(rows, 1):
         ids += r[p:]
@@ -71,7 +83,8 @@ def doc_tokens(encodings: Sequence[Encoded], share: bool) -> int:
     """Tokens the sample occupies once laid out (``sum(rows) - (k - 1) * prefix`` when shared)."""
     rows = [e.input_ids for e in encodings]
     total = sum(len(r) for r in rows)
-    return total - (len(rows) - 1) * shared_prefix_len(rows) if share else total
+    p = shared_prefix_len(rows) if share else 0
+    return total - (len(rows) - 1) * p if share and worth_sharing(rows, p) else total
 
 
 @dataclass
