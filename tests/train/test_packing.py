@@ -305,3 +305,15 @@ def test_hh_rlhf_pairs_smollm2(shared_data):
         got = packed_outputs(model, pack([s.encodings for s in samples], tok.pad_token_id))
     assert not math.isnan(float(got.sum()))
     assert torch.allclose(got, want, atol=1e-5), float((got - want).abs().max())
+
+
+def test_prefix_shared_falls_back_to_plain_batches_when_nothing_is_shared(rm):
+    model, tok = rm
+    short = [EncodedSample(i, "pair", [enc([1, 2] + [30 + i] * 12), enc([1, 2] + [40 + i] * 10)]) for i in range(3)]
+    long = [EncodedSample(9, "pair", [enc(list(range(1, 20)) + [50]), enc(list(range(1, 20)) + [51, 52])])]
+    cfg = LossConfig(tie_model="none")
+    _, plain = batch_loss(model, short, tok.pad_token_id, cfg, CPU, "none")
+    _, shared = batch_loss(model, short, tok.pad_token_id, cfg, CPU, "prefix_shared")
+    assert shared["positions"] == plain["positions"] == 6 * 14  # the plain padded layout was used
+    _, mixed = batch_loss(model, short + long, tok.pad_token_id, cfg, CPU, "prefix_shared")
+    assert mixed["tokens"] == sum(len(e.input_ids) for s in short + long for e in s.encodings) - 19

@@ -63,6 +63,15 @@ def worth_sharing(rows: Sequence[Sequence[int]], prefix: int) -> bool:
     return len(rows) > 1 and (len(rows) - 1) * prefix >= MIN_SHARED_FRACTION * sum(len(r) for r in rows)
 
 
+def any_worth_sharing(samples: Sequence) -> bool:
+    """Whether any ``EncodedSample`` of a micro-batch gains from a shared prefix (else a plain batch is cheaper)."""
+    for s in samples:
+        rows = [e.input_ids for e in s.encodings]
+        if worth_sharing(rows, shared_prefix_len(rows)):
+            return True
+    return False
+
+
 def layout(encodings: Sequence[Encoded], share: bool) -> list[Doc]:
     """The documents of one sample: one shared-prefix document (when :func:`worth_sharing`), or one
     document per row."""

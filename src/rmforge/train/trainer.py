@@ -24,7 +24,7 @@ from rmforge.train.config import TrainBase
 from rmforge.train.engine import Engine
 from rmforge.train.losses import pairwise_loss, plackett_luce_loss, regression_loss
 from rmforge.train.metrics import MetricsLog, Window, peak_memory_mb
-from rmforge.train.packing import doc_tokens, packed_outputs
+from rmforge.train.packing import any_worth_sharing, doc_tokens, packed_outputs
 from rmforge.train.sampler import epoch_batches, sample_lengths, split_by_tokens, split_micro
 from rmforge.train.scoring import model_outputs, pair_eval_metrics, pointwise_eval_metrics, score_samples
 
@@ -134,6 +134,8 @@ def batch_loss(model, items, pad_id: int, loss_cfg, device, packing: str = "none
     """
     kind = items[0].kind
     n = len(items)
+    if packing == "prefix_shared" and not any_worth_sharing(items):
+        packing = "none"  # nothing to share: plain batches keep the backend's fused causal attention
     if packing != "none":
         packed, meta = packed_batch(items, pad_id, packing)
         logits = batch_order(packed_outputs(model, packed.to(device)), kind, n)
