@@ -177,7 +177,7 @@ def train_sft(cfg: SFTConfig, console=None) -> dict:
     from rmforge.judge.lm import load_causal_lm
     from rmforge.train.engine import Engine
     from rmforge.train.sampler import epoch_batches, split_micro
-    from rmforge.train.trainer import adamw, param_groups, progress_bar, report_data
+    from rmforge.train.trainer import adamw, optimizer_step, param_groups, progress_bar, report_data
 
     if not cfg.data.train:
         raise RmforgeError("no training data: set data.train=PATH (messages rows or judge rows)")
@@ -234,12 +234,7 @@ def train_sft(cfg: SFTConfig, console=None) -> dict:
                 engine.backward(loss_sum / max(n_tokens, 1))
                 window["loss"] += float(loss_sum.detach())
             window["tokens"] += n_tokens
-            grad_norm = engine.clip(model, opt.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            state["step"] += 1
-            state["batch_in_epoch"] = bi + 1
+            grad_norm = optimizer_step(engine, model, optimizer, scheduler, opt.max_grad_norm, state, bi)
             bar.update(1)
             step = state["step"]
             if step % cfg.logging.every_steps == 0 or step == total:

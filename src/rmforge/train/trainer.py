@@ -248,13 +248,7 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
                 padding[1] += stats["positions"]
             if not parts:  # a rank with no item this step still joins the all-reduce
                 engine.backward(sum(p.sum() * 0.0 for p in model.parameters()))
-            grad_norm = engine.clip(model, opt.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            state["step"] += 1
-            state["batch_in_epoch"] = bi + 1
-            window.grad_norm = grad_norm
+            window.grad_norm = optimizer_step(engine, model, optimizer, scheduler, opt.max_grad_norm, state, bi)
             bar.update(1)
             step = state["step"]
             if step % cfg.logging.every_steps == 0 or step == total:
@@ -416,6 +410,18 @@ def _finish(cfg, engine, model, prep, state, log, out, final_eval: tuple | None)
         log.close()
     engine.barrier()
     return summary
+
+
+def optimizer_step(engine, model, optimizer, scheduler, max_grad_norm: float | None, state: dict, batch: int) -> float:
+    """Clip, step optimizer and schedule, clear gradients and advance ``state`` (step, data position);
+    returns the gradient norm before clipping. Shared with the SFT trainer."""
+    grad_norm = engine.clip(model, max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    state["step"] += 1
+    state["batch_in_epoch"] = batch + 1
+    return grad_norm
 
 
 def report_data(console, stats: dict) -> None:
