@@ -23,6 +23,16 @@ def test_pairwise_export_both_orders(tmp_path):
     assert all(e.truth == ("tie" if e.pair_id == "p2" else e.position) for e in ex)
 
 
+def test_limit_keeps_whole_comparisons(tmp_path):
+    pairs = [PAIRS[0].model_copy(update={"id": f"p{i}"}) for i in range(20)]
+    export_samples(pairs, "pairwise", tmp_path / "p.jsonl", options={"both_orders": True})
+    ex = load_judge_data(str(tmp_path / "p.jsonl"), "pairwise", limit=10, seed=3)
+    assert len(ex) == 10 and all(sorted(e.position for e in ex if e.pair_id == p) == ["A", "B"]
+                                 for p in {e.pair_id for e in ex})
+    assert [e.id for e in ex] != [e.id for e in load_judge_data(str(tmp_path / "p.jsonl"), "pairwise", limit=10)]
+    assert len(load_judge_data(str(tmp_path / "p.jsonl"), "pairwise", limit=7)) == 7  # last pair cut to fit
+
+
 def test_pointwise_export_scale_from_prompt_or_option(tmp_path):
     export_samples(POINTS, "pointwise", tmp_path / "s.parquet")
     ex = load_judge_data(str(tmp_path / "s.parquet"), "pointwise")

@@ -92,3 +92,30 @@ def test_encoder_to_batch_end_to_end():
     last = batch["attention_mask"].sum(1) - 1
     assert batch["input_ids"][torch.arange(2), last].tolist() == [tok.eos_token_id] * 2  # scored token = EOS
     assert meta["margin"].tolist() == [1.0]
+
+
+def test_length_buckets_minimise_padded_slots_plus_overhead():
+    from rmforge.train.batching import length_buckets
+
+    lengths = [100, 10, 95, 12, 50]
+    # slots: one group 5 * 100 = 500; {100, 95} {50} {12, 10}: 274; {100, 95, 50} {12, 10}: 324
+    assert length_buckets(lengths, overhead=0) == [[0], [2], [4], [3], [1]]
+    assert length_buckets(lengths, overhead=40) == [[0, 2], [4], [3, 1]]  # 274 + 3 * 40 = 394
+    assert length_buckets(lengths, overhead=100) == [[0, 2, 4], [3, 1]]  # 324 + 200 < 274 + 300
+    assert length_buckets(lengths, overhead=10_000) == [[0, 2, 4, 3, 1]]
+    assert length_buckets([], overhead=1) == []
+    assert sorted(i for g in length_buckets(lengths) for i in g) == [0, 1, 2, 3, 4]
+
+
+def test_plain_rows_follow_the_builders_order():
+    from rmforge.train.batching import plain_rows
+
+    pairs = [EncodedSample(i, "pair", [enc([1, i]), enc([2, i, 3])]) for i in range(3)]
+    rows, meta = plain_rows(pairs)
+    batch, meta_ref = pair_batch(pairs, pad_id=0)
+    assert collate(rows, 0)["input_ids"].tolist() == batch["input_ids"].tolist()
+    assert meta.keys() == meta_ref.keys()
+    nway = [EncodedSample(0, "nway", [enc([1]), enc([2, 2]), enc([3])], ranks=[1, 2, 3])]
+    assert [r.input_ids for r in plain_rows(nway)[0]] == [[1], [2, 2], [3]]
+    with pytest.raises(ValueError, match="pair_batch got a nway"):
+        plain_rows(pairs + nway)

@@ -102,11 +102,15 @@ def test_sample_lengths_group_packed_rows_tightly():
 
     # long shared prefixes with short replies, and the reverse: the row key and the laid-out key disagree
     samples = [pair(0, 90, 5, 5), pair(1, 2, 48, 48), pair(2, 90, 30, 30), pair(3, 2, 72, 73)]
-    assert sample_lengths(samples, False) == [190, 100, 240, 150]
-    assert sample_lengths(samples, True) == [100, 100, 150, 149]  # short prefixes are not shared
+    assert sample_lengths(samples, "none") == [190, 100, 240, 150]
+    assert sample_lengths(samples, "padding_free") == [190, 100, 240, 149]
+    # shared where it is worth it; short prefixes are not shared and keep the plain-batch key
+    assert sample_lengths(samples, "prefix_shared") == [100, 100, 150, 150]
+    with pytest.raises(ValueError, match="unknown packing"):
+        sample_lengths(samples, "auto")
     padding = {}
     for shared in (False, True):
-        batches = epoch_batches(sample_lengths(samples, shared), 2, seed=0, epoch=0)
+        batches = epoch_batches(sample_lengths(samples, "prefix_shared" if shared else "none"), 2, seed=0, epoch=0)
         packed = [pack([samples[i].encodings for i in b], pad_id=0) for b in batches]
         padding[shared] = sum(p.positions - p.tokens for p in packed)
         assert sorted(i for b in batches for i in b) == [0, 1, 2, 3]
@@ -162,9 +166,10 @@ def test_score_samples_packed_equals_plain(rm, demo_samples):
 # ----------------------------------------------------------------------------- training
 
 
-def _loss_and_grads(model, items, pad_id, packing):
+def _loss_and_grads(model, items, pad_id, packing, buckets=False):
     model.zero_grad(set_to_none=True)
-    loss, stats = batch_loss(model, items, pad_id, LossConfig(tie_model="none", center_coef=0.01), CPU, packing)
+    loss, stats = batch_loss(model, items, pad_id, LossConfig(tie_model="none", center_coef=0.01), CPU, packing,
+                             buckets)
     (loss / len(items)).backward()
     return float(loss.detach()), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}, stats
 
@@ -174,8 +179,8 @@ def test_step_one_loss_and_gradients_equal(rm, demo_samples):
     model = copy.deepcopy(model).train()
     items = demo_samples[:8]
     ref_loss, ref_grads, ref_stats = _loss_and_grads(model, items, tok.pad_token_id, "none")
-    for mode in ("prefix_shared", "padding_free"):
-        loss, grads, stats = _loss_and_grads(model, items, tok.pad_token_id, mode)
+    for mode, buckets in (("prefix_shared", False), ("padding_free", False), ("none", True)):
+        loss, grads, stats = _loss_and_grads(model, items, tok.pad_token_id, mode, buckets)
         assert loss == pytest.approx(ref_loss, abs=1e-5)
         assert grads.keys() == ref_grads.keys()
         for name, g in grads.items():
@@ -239,13 +244,13 @@ def _curve(rows):
 
 def test_training_curves_equal_across_packing(run_root):
     """Same batches -> the same loss curve whatever the layout. Random batches: every mode matches
-    ``none``; length-grouped batches (packed modes group by laid-out length): the packed modes agree."""
+    ``none``; length-grouped batches (each mode has its own length key): token-budget micro-batches
+    give the same curve as whole batches."""
     for grouping, ref_extra, others in (
             ("false", ["train.packing=none"], (("shared", ["train.packing=prefix_shared"]),
                                                ("free", ["train.packing=padding_free", "train.micro_batch_size=4"]))),
             ("true", ["train.packing=prefix_shared"], (("budget", ["train.packing=prefix_shared",
-                                                                   "train.token_budget=300"]),
-                                                       ("free", ["train.packing=padding_free"])))):
+                                                                   "train.token_budget=300"]),))):
         extra_all = [f"train.length_grouping={grouping}"]
         ref_summary, ref = _train(run_root, f"ref-{grouping}", *ref_extra, *extra_all)
         for name, extra in others:

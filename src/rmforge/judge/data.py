@@ -68,7 +68,8 @@ def _records(path: str):
 def load_judge_data(path: str, mode: str, *, template: str | None = None, rubric: str | None = None,
                     scale: tuple[float, float] | None = None, limit: int | None = None,
                     seed: int = 0) -> list[JudgeExample]:
-    """Judge examples for ``mode`` from ``path`` (see the module docstring); ``limit`` keeps a seeded subset."""
+    """Judge examples for ``mode`` from ``path`` (see the module docstring); ``limit`` keeps a seeded subset of whole
+    comparisons (both A/B orders of a pair together)."""
     fmt, records = _records(path)
     row_kind = "row" if fmt == "parquet" else "line"
     first = next(records, None)
@@ -94,9 +95,24 @@ def load_judge_data(path: str, mode: str, *, template: str | None = None, rubric
     if not examples:
         raise DataError(f"no {mode} judge example in the file", file=path)
     if limit and len(examples) > limit:
-        keep = sorted(random.Random(f"rmforge-judge:{seed}").sample(range(len(examples)), limit))
-        examples = [examples[i] for i in keep]
+        examples = _subset(examples, limit, seed)
     return examples
+
+
+def _subset(examples: list[JudgeExample], limit: int, seed: int) -> list[JudgeExample]:
+    """A seeded subset of ``limit`` examples (file order kept) that takes whole comparisons: both A/B
+    orders of a pair stay together (a last group may be cut to fit ``limit``)."""
+    groups: dict[str, list[int]] = {}
+    for i, ex in enumerate(examples):
+        groups.setdefault(ex.pair_id if ex.pair_id is not None else f"#{i}", []).append(i)
+    order = list(groups.values())
+    random.Random(f"rmforge-judge:{seed}").shuffle(order)
+    keep: list[int] = []
+    for g in order:
+        keep += g[:limit - len(keep)]
+        if len(keep) >= limit:
+            break
+    return [examples[i] for i in sorted(keep)]
 
 
 def _from_row(rec: dict, kind: str, mode: str, scale) -> JudgeExample | None:

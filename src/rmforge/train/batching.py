@@ -9,6 +9,9 @@
   (:func:`unflatten` puts row rewards into ``[B, N]``).
 * :func:`pointwise_batch`: one row per sample; meta ``targets`` ``[B, A]`` with NaN for missing.
 
+* :func:`plain_rows` / :func:`length_buckets`: the rows of the builders above (same order) and a cut of
+  them into groups of similar length, each padded on its own (fewer padding slots, one forward each).
+
 * :func:`packed_batch`: the same meta with a :class:`~rmforge.train.packing.PackedBatch` (decoders,
   ``prefix_shared`` / ``padding_free``); :func:`batch_order` puts its per-response outputs (sample
   order) into the row order of the builders above, so the losses read them the same way.
@@ -26,7 +29,8 @@ from torch import Tensor
 from rmforge.train.packing import MODES, PackedBatch, pack
 from rmforge.train.tokenize import Encoded, EncodedSample
 
-__all__ = ["batch_order", "collate", "nway_batch", "packed_batch", "pair_batch", "pointwise_batch", "unflatten"]
+__all__ = ["batch_order", "collate", "length_buckets", "nway_batch", "packed_batch", "pair_batch", "plain_rows",
+           "pointwise_batch", "unflatten"]
 
 
 def collate(encodings: Sequence[Encoded], pad_id: int, pad_to_multiple_of: int | None = None) -> dict[str, Tensor]:
@@ -115,6 +119,50 @@ def _pointwise_meta(samples: Sequence[EncodedSample]) -> dict[str, Tensor]:
 
 
 _META = {"pair": _pair_meta, "nway": _nway_meta, "pointwise": _pointwise_meta}
+
+
+def plain_rows(samples: Sequence[EncodedSample]) -> tuple[list[Encoded], dict[str, Tensor]]:
+    """The rows of one homogeneous micro-batch in the order of its builder (pairs: all chosen, then
+    all rejected) and the builder's meta, without padding them."""
+    if not samples:
+        raise ValueError("plain_rows needs at least one sample")
+    kind = samples[0].kind
+    _check(samples, kind)
+    if kind == "pair":
+        rows = [s.encodings[0] for s in samples] + [s.encodings[1] for s in samples]
+    elif kind == "nway":
+        rows = [e for s in samples for e in s.encodings]
+    else:
+        rows = [s.encodings[0] for s in samples]
+    return rows, _META[kind](samples)
+
+
+BUCKET_OVERHEAD_TOKENS = 64
+"""Cost of one extra forward pass, in padded token slots, when cutting rows into length buckets."""
+
+
+def length_buckets(lengths: Sequence[int], overhead: int = BUCKET_OVERHEAD_TOKENS) -> list[list[int]]:
+    """Cut rows into groups of similar length, each to be padded to its own longest row.
+
+    Rows are sorted by length (longest first) and cut into consecutive groups minimising
+    ``sum(rows_in_group * longest_in_group) + overhead * groups`` (exact dynamic programme, O(n^2)).
+    Returns row positions per group, longest group first."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    n = len(order)
+    if n == 0:
+        return []
+    best = [0.0] + [float("inf")] * n  # best[j]: cost of the first j sorted rows
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        for i in range(j):  # last group = sorted rows i..j-1, padded to the length of row i
+            c = best[i] + (j - i) * lengths[order[i]] + overhead
+            if c < best[j]:
+                best[j], cut[j] = c, i
+    groups, j = [], n
+    while j > 0:
+        groups.append(order[cut[j]:j])
+        j = cut[j]
+    return groups[::-1]
 
 
 def packed_batch(samples: Sequence[EncodedSample], pad_id: int, packing: str = "prefix_shared",

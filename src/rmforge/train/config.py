@@ -69,6 +69,10 @@ class OptimConfig(ConfigModel):
     it and itself; ``padding_free`` = several samples per row, no padding; ``none`` = one padded row per
     response. Same rewards (to float rounding) in every mode. ``auto`` = prefix_shared for decoders whose
     attention takes custom masks (sdpa, eager, flex), padding_free under flash attention, none for encoders."""
+    length_buckets: bool | None = None
+    """Plain (padded) forwards: cut each micro-batch's rows into groups of similar length, each padded to
+    its own longest row and run as its own forward (fewer padding slots; same rewards). null = on for CPU
+    (a forward's fixed cost is small there), off on GPU."""
     token_budget: int | None = Field(default=None, ge=1)
     """With packing: tokens per forward pass (after prefix sharing); micro-batches are cut by this budget
     instead of ``micro_batch_size``. Steps, schedule and per-pair loss normalisation do not change."""

@@ -5,10 +5,10 @@ replays exactly the batches an uninterrupted run would have seen. Optimizer batc
 ``batch_size`` samples; forward passes take ``micro`` samples (:func:`split_micro`) or, with packing,
 a token budget (:func:`split_by_tokens`), which never changes the step's result.
 
-:func:`sample_lengths` gives the sort key of length grouping: with packing, the length of the sample
-laid out with its shared prefix counted once (``prompt + all responses``; the same key for
-``prefix_shared`` and ``padding_free``, so both see the same batches and packed rows come out tight);
-without packing, the padded cost of its rows (``longest row * rows``).
+:func:`sample_lengths` gives the sort key of length grouping, per packing mode: without packing,
+the padded cost of a sample's rows (``longest row * rows``); ``padding_free``, its tokens; and
+``prefix_shared``, its tokens with the prefix counted once when it is worth sharing, else the padded
+cost (such samples end up in plain batches), so packed rows and plain batches both come out tight.
 """
 
 from __future__ import annotations
@@ -66,11 +66,25 @@ def split_by_tokens(lengths: list[int], budget: int) -> list[list[int]]:
     return parts
 
 
-def sample_lengths(samples: Sequence, shared_prefix: bool) -> list[int]:
-    """Length-grouping key of each encoded sample (``EncodedSample``): its tokens with the shared
-    prefix counted once (``shared_prefix``: packed modes), or ``longest row * rows`` (plain batches)."""
-    if shared_prefix:
-        from rmforge.train.packing import doc_tokens
+def sample_lengths(samples: Sequence, packing: str = "none") -> list[int]:
+    """Length-grouping key of each encoded sample (``EncodedSample``) for ``packing``: the padded cost
+    of its rows (``longest row * rows``) for plain batches; its tokens once laid out for
+    ``padding_free``; for ``prefix_shared``, the laid-out tokens (prefix once) of samples worth sharing
+    and the plain-batch cost of the others (a micro-batch with nothing to share runs as a plain batch,
+    so those samples are grouped exactly as ``none`` groups them)."""
+    from rmforge.train.packing import doc_tokens, shared_prefix_len, worth_sharing
 
-        return [doc_tokens(s.encodings, True) for s in samples]
-    return [max(len(e.input_ids) for e in s.encodings) * len(s.encodings) for s in samples]
+    def plain(s) -> int:
+        return max(len(e.input_ids) for e in s.encodings) * len(s.encodings)
+
+    if packing == "none":
+        return [plain(s) for s in samples]
+    if packing == "padding_free":
+        return [doc_tokens(s.encodings, False) for s in samples]
+    if packing != "prefix_shared":
+        raise ValueError(f"sample_lengths: unknown packing {packing!r}")
+    out = []
+    for s in samples:
+        rows = [e.input_ids for e in s.encodings]
+        out.append(doc_tokens(s.encodings, True) if worth_sharing(rows, shared_prefix_len(rows)) else plain(s))
+    return out

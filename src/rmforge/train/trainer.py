@@ -19,7 +19,7 @@ from rmforge.config import dump_config
 from rmforge.errors import RmforgeError
 from rmforge.train import checkpoint as ckpt_io
 from rmforge.train.attention import attn_implementation, resolve_packing, use_flex_attention
-from rmforge.train.batching import batch_order, nway_batch, packed_batch, pair_batch, pointwise_batch
+from rmforge.train.batching import batch_order, collate, length_buckets, packed_batch, plain_rows
 from rmforge.train.config import TrainBase
 from rmforge.train.engine import Engine
 from rmforge.train.losses import pairwise_loss, plackett_luce_loss, regression_loss
@@ -124,13 +124,15 @@ def adamw(groups, lr: float, betas) -> torch.optim.Optimizer:
         return torch.optim.AdamW(groups, lr=lr, betas=betas)
 
 
-def batch_loss(model, items, pad_id: int, loss_cfg, device, packing: str = "none") -> tuple[torch.Tensor, dict]:
+def batch_loss(model, items, pad_id: int, loss_cfg, device, packing: str = "none",
+               buckets: bool = False) -> tuple[torch.Tensor, dict]:
     """Summed loss over the samples of one homogeneous micro-batch, plus running statistics.
 
     ``loss_cfg.tie_model`` should be resolved by the caller (the trainer resolves ``auto`` from the
     whole training set); an unresolved ``auto`` is treated as ``none``. ``packing`` (resolved:
     ``prefix_shared`` / ``padding_free`` / ``none``) only changes how the forward is laid out; the
-    statistics count real ``tokens`` and the ``positions`` processed (padding included).
+    statistics count real ``tokens`` and the ``positions`` processed (padding included). ``buckets``:
+    plain forwards run per length bucket (:func:`~rmforge.train.batching.length_buckets`).
     """
     kind = items[0].kind
     n = len(items)
@@ -141,11 +143,8 @@ def batch_loss(model, items, pad_id: int, loss_cfg, device, packing: str = "none
         logits = batch_order(packed_outputs(model, packed.to(device)), kind, n)
         size = {"tokens": packed.tokens, "positions": packed.positions}
     else:
-        builder = {"pair": pair_batch, "nway": nway_batch, "pointwise": pointwise_batch}[kind]
-        batch, meta = builder(items, pad_id)
-        batch = {k: v.to(device) for k, v in batch.items()}
-        logits = model(**batch).logits
-        size = {"tokens": int(batch["attention_mask"].sum()), "positions": batch["attention_mask"].numel()}
+        rows, meta = plain_rows(items)
+        logits, size = plain_forward(model, rows, pad_id, device, buckets)
     if kind == "pointwise":
         pred = logits.float()
         loss, m = regression_loss(pred, meta["targets"].to(device), kind=loss_cfg.kind,
@@ -177,6 +176,23 @@ def batch_loss(model, items, pad_id: int, loss_cfg, device, packing: str = "none
     return loss * n, stats
 
 
+def plain_forward(model, rows, pad_id: int, device, buckets: bool = False) -> tuple[torch.Tensor, dict]:
+    """Logits of padded ``rows`` (``Encoded``, in order) and the token statistics; with ``buckets``,
+    one forward per length bucket, the logits put back in row order."""
+    groups = length_buckets([len(e.input_ids) for e in rows]) if buckets else [list(range(len(rows)))]
+    parts, tokens, positions = [], 0, 0
+    for g in groups:
+        batch = {k: v.to(device) for k, v in collate([rows[i] for i in g], pad_id).items()}
+        parts.append(model(**batch).logits)
+        tokens += int(batch["attention_mask"].sum())
+        positions += batch["attention_mask"].numel()
+    order = [i for g in groups for i in g]
+    logits = torch.cat(parts) if len(parts) > 1 else parts[0]
+    if order != list(range(len(rows))):
+        logits = logits[torch.argsort(torch.tensor(order)).to(logits.device)]
+    return logits, {"tokens": tokens, "positions": positions}
+
+
 def train_bt(cfg: TrainBase, console=None) -> dict:
     """Train, evaluate and save a reward model; returns the final summary (also in the manifest)."""
     engine = Engine(cfg.train.precision)
@@ -197,9 +213,10 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
         model = apply_lora(model, cfg.lora, gradient_checkpointing=cfg.train.gradient_checkpointing)
     opt = cfg.train
     packing = _packing(model, opt.packing)
+    buckets = opt.length_buckets if opt.length_buckets is not None else engine.device.type == "cpu"
     share = packing == "prefix_shared"
     doc_lens = [doc_tokens(s.encodings, share) for s in prep.train] if packing != "none" else []
-    lengths = sample_lengths(prep.train, packing != "none")  # packed modes: grouped by laid-out length
+    lengths = sample_lengths(prep.train, packing)  # packed modes: grouped by laid-out length
     keys = [s.kind for s in prep.train]
     steps_per_epoch = len(epoch_batches(lengths, opt.batch_size, cfg.seed, 0, opt.length_grouping, keys))
     total = opt.max_steps if opt.max_steps > 0 else math.ceil(opt.epochs * steps_per_epoch)
@@ -221,6 +238,7 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
                    "precision": engine.precision, "world_size": engine.world, "model": prep.model_info,
                    "tie_model": prep.tie_model, "packing": packing, "attention": attn_implementation(model),
                    "token_budget": opt.token_budget if packing != "none" else None,
+                   "length_buckets": buckets,
                    "resumed_from": str(resume_from) if resume_from else None})
         report_data(console, prep.stats)
     micro = opt.micro_batch_size or opt.batch_size
@@ -241,7 +259,7 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
                 with engine.no_sync(model, j == len(parts) - 1):
                     with engine.autocast():
                         loss_sum, stats = batch_loss(model, [prep.train[i] for i in part], pad_id, loss_cfg,
-                                                     engine.device, packing)
+                                                     engine.device, packing, buckets)
                     engine.backward(loss_sum * (engine.world / len(items)))
                 window.add(stats)
                 padding[0] += stats["tokens"]
