@@ -87,3 +87,49 @@ def test_bad_input_fails_before_training(tmp_path, warm):
     with pytest.raises(ConfigError, match="mode"):
         load_config(None, ["mode=listwise"], cls=JudgeConfig)
     assert not (tmp_path / "run").exists()
+
+
+def test_grpo_resume_continues_from_the_last_checkpoint(tmp_path, warm):
+    model, data = warm
+    base = [f"model={model}", f"data.train={data}", f"output_dir={tmp_path / 'run'}", "train.batch_size=2",
+            "grpo.num_generations=2", "grpo.max_completion_length=8", "checkpoint.every_steps=1",
+            "logging.progress=false", "seed=3"]
+    train_judge(load_config(None, base + ["train.max_steps=2"], cls=JudgeConfig))
+    assert (tmp_path / "run" / "checkpoints" / "checkpoint-2").is_dir()
+    # the metrics of a crashed step 3 must not survive the resume
+    with open(tmp_path / "run" / "metrics.jsonl", "a") as fh:
+        fh.write(json.dumps({"step": 3, "reward": 123.0}) + "\n")
+    summary = train_judge(load_config(None, base + ["train.max_steps=4", "resume=auto"], cls=JudgeConfig))
+    assert summary["steps"] == 4
+    rows = read_metrics(tmp_path / "run")
+    starts = [r for r in rows if r.get("event") == "start"]
+    assert starts[-1]["resumed_from"].endswith("checkpoint-2")
+    assert [r["step"] for r in rows if "reward" in r and "event" not in r] == [1, 2, 3, 4]
+    assert all(r["reward"] != 123.0 for r in rows if "reward" in r)
+
+
+def test_grpo_pointwise_end_to_end(tmp_path):
+    """Pointwise mode: SFT a tiny model on <score> answers, then GRPO; the distance reward and MAE are logged."""
+    from rmforge.train.tiny import tiny_model
+
+    rows = [{"id": f"s{i}", "input": [{"role": "user", "content": f"Rate response {i} on a scale from 0 to 4."}],
+             "output": f"<score>{i % 5}</score>", "label": i % 5} for i in range(10)]
+    data = tmp_path / "s.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    model = tiny_model("llama", tmp_path / "m", seed=2)
+    train_sft(load_config(None, [f"model={model}", f"data.train={data}", f"output_dir={tmp_path / 'sft'}",
+                                 "train.max_steps=40", "train.batch_size=5", "train.lr=1e-2",
+                                 "train.scheduler=constant", "logging.progress=false"], cls=SFTConfig))
+    summary = train_judge(load_config(None, [
+        f"model={tmp_path / 'sft'}", f"data.train={data}", f"data.validation={data}", "mode=pointwise",
+        f"output_dir={tmp_path / 'run'}", "train.max_steps=2", "train.batch_size=2",
+        "grpo.num_generations=4", "grpo.max_completion_length=8", "grpo.k=2", "logging.progress=false"],
+        cls=JudgeConfig))
+    steps = [r for r in read_metrics(tmp_path / "run") if "event" not in r and "reward" in r]
+    assert len(steps) == 2
+    for row in steps:
+        assert row["judge/reward_mean"] == pytest.approx(row["reward"], abs=1e-6)
+        assert row["judge/parse_failure_rate"] < 1.0 and "judge/mae" in row
+        assert 0.0 <= row["reward"] <= 1.0  # exp(-k |d| / 4) in (0, 1], 0 on failure
+    val = summary["validation"]
+    assert val["n"] == 10 and val["mae"] is not None and val["mae"] <= 4

@@ -117,7 +117,9 @@ def _train_local(cfg: JudgeConfig, console=None) -> dict:
         chat_template_kwargs=chat_template_kwargs(tok, enable) or None, log_completions=False,
     )
     peft_config = causal_lora_config(model, cfg.lora) if cfg.lora.enabled else None
-    log = MetricsLog(out, cfg.logging.report_to, resume_step=None)
+    # resuming: drop rows logged after the checkpoint (TRL's checkpoint-N folders name their step)
+    log = MetricsLog(out, cfg.logging.report_to, resume_step=int(Path(resume).name.rsplit("-", 1)[-1])
+                     if resume else None)
     log.write({"event": "start", "step": 0, "mode": cfg.mode, "backend": "local", "precision": precision,
                "data": {"train": len(train) + dropped, "train_kept": len(train), "dropped_prompt_too_long": dropped,
                         "validation": len(val)}, "resumed_from": resume})
