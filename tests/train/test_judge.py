@@ -133,3 +133,21 @@ def test_grpo_pointwise_end_to_end(tmp_path):
         assert 0.0 <= row["reward"] <= 1.0  # exp(-k |d| / 4) in (0, 1], 0 on failure
     val = summary["validation"]
     assert val["n"] == 10 and val["mae"] is not None and val["mae"] <= 4
+
+
+def test_shared_prompt_step_equals_trl_per_row_step(tmp_path, warm):
+    """Prefix-shared log-probabilities change nothing in the step: same completions, loss and gradient norm."""
+    model, data = warm
+    rows = {}
+    for share in ("true", "false"):
+        train_judge(load_config(None, [
+            f"model={model}", f"data.train={data}", f"output_dir={tmp_path / share}", "train.max_steps=1",
+            "train.batch_size=4", "grpo.num_generations=4", "grpo.max_completion_length=24", "grpo.beta=0.05", "grpo.temperature=1.0", "train.precision=fp32",
+            f"grpo.share_prompt={share}", "logging.progress=false", "seed=5"], cls=JudgeConfig))
+        rows[share] = next(r for r in read_metrics(tmp_path / share) if "grad_norm" in r)
+        assert read_metrics(tmp_path / share)[0]["share_prompt"] is (share == "true")
+    on, off = rows["true"], rows["false"]
+    assert on["reward"] == off["reward"] and on["completions/mean_length"] == off["completions/mean_length"]
+    assert on["reward_std"] > 0 and on["grad_norm"] > 1e-3  # the step does learn something
+    for key in ("grad_norm", "loss", "entropy", "kl"):
+        assert on[key] == pytest.approx(off[key], rel=1e-3, abs=1e-6), key

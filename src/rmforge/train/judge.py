@@ -76,6 +76,7 @@ def _train_local(cfg: JudgeConfig, console=None) -> dict:
     from rmforge.judge.templates import chat_template_kwargs
     from rmforge.train import checkpoint as ckpt_io
     from rmforge.train.engine import resolve_precision
+    from rmforge.train.grpo_packing import shared_prompt_logps
     from rmforge.train.metrics import MetricsLog
     from rmforge.train.sft import causal_lora_config
 
@@ -121,15 +122,33 @@ def _train_local(cfg: JudgeConfig, console=None) -> dict:
     log = MetricsLog(out, cfg.logging.report_to, resume_step=int(Path(resume).name.rsplit("-", 1)[-1])
                      if resume else None)
     log.write({"event": "start", "step": 0, "mode": cfg.mode, "backend": "local", "precision": precision,
+               "share_prompt": g.share_prompt,
                "data": {"train": len(train) + dropped, "train_kept": len(train), "dropped_prompt_too_long": dropped,
                         "validation": len(val)}, "resumed_from": resume})
     if console is not None and dropped:
         console.print(f"dropped {dropped} training prompts longer than grpo.max_prompt_length")
 
+    share = g.share_prompt
+
     class Judge(GRPOTrainer):
         def log(self, logs, start_time=None):
             logs.update(reward.stats.pop())
             super().log(logs, start_time)
+
+        def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep,
+                                               batch_size=None, compute_entropy=False, compute_aux_loss=False,
+                                               **extra):
+            # prefix sharing for text-only batches on one process; anything else goes to TRL as is
+            if share and not compute_aux_loss and self.accelerator.num_processes == 1 \
+                    and all(v is None for v in extra.values()):
+                with self.accelerator.autocast():
+                    out = shared_prompt_logps(model, input_ids, attention_mask, logits_to_keep,
+                                              tok.pad_token_id, compute_entropy)
+                if out is not None:
+                    return out[0], out[1], None
+            return super()._get_per_token_logps_and_entropies(
+                model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy, compute_aux_loss,
+                **extra)
 
     def validate(net, step: int) -> dict:
         completions = generate_verdicts(net, tok, val, g.max_completion_length, cfg.eval.batch_size, enable)
