@@ -151,3 +151,18 @@ def test_shared_prompt_step_equals_trl_per_row_step(tmp_path, warm):
     assert on["reward_std"] > 0 and on["grad_norm"] > 1e-3  # the step does learn something
     for key in ("grad_norm", "loss", "entropy", "kl"):
         assert on[key] == pytest.approx(off[key], rel=1e-3, abs=1e-6), key
+
+
+def test_orders_together_keeps_both_orders_of_a_comparison_in_each_step():
+    from rmforge.judge.data import JudgeExample
+    from rmforge.train.judge import orders_together
+
+    ex = [JudgeExample(f"p{i}@{pos}", [], pos, pair_id=f"p{i}", position=pos) for i in range(5) for pos in "BA"]
+    out = orders_together(ex, 24, seed=0)
+    assert len(out) == 30  # three shuffled passes cover 24 rows
+    for step in range(0, 24, 4):  # 4 prompts a step = 2 whole comparisons
+        batch = out[step:step + 4]
+        assert sorted(e.pair_id for e in batch[:2]) == [batch[0].pair_id] * 2
+        assert [e.position for e in batch] == ["A", "B", "A", "B"]
+    assert [e.pair_id for e in out[:10]] != [e.pair_id for e in out[10:20]]  # a fresh shuffle per pass
+    assert orders_together(ex, 24, seed=0) == out

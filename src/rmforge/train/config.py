@@ -72,7 +72,8 @@ class OptimConfig(ConfigModel):
     length_buckets: bool | None = None
     """Plain (padded) forwards: cut each micro-batch's rows into groups of similar length, each padded to
     its own longest row and run as its own forward (fewer padding slots; same rewards). null = on for CPU
-    (a forward's fixed cost is small there), off on GPU."""
+    (a forward's fixed cost is small there), off on GPU. Single process only (DDP allows one forward per
+    backward): off under a multi-process launch."""
     token_budget: int | None = Field(default=None, ge=1)
     """With packing: tokens per forward pass (after prefix sharing); micro-batches are cut by this budget
     instead of ``micro_batch_size``. Steps, schedule and per-pair loss normalisation do not change."""

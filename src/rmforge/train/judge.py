@@ -13,6 +13,7 @@ verl backend: :func:`rmforge.judge.verl.write_job` (parquet, reward module, laun
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -43,6 +44,24 @@ def filter_prompt_length(tok, examples: list[JudgeExample], max_tokens: int,
     kept = [ex for ex in examples
             if len(tok(render_chat(tok, ex.prompt, enable_thinking), add_special_tokens=False)["input_ids"]) <= max_tokens]
     return kept, len(examples) - len(kept)
+
+
+def orders_together(examples: list[JudgeExample], n_needed: int, seed: int) -> list[JudgeExample]:
+    """Pairwise examples in a seeded order of comparisons, the A/B orders of each adjacent, repeated
+    with a fresh shuffle until ``n_needed`` rows: with an even number of prompts per step, every step
+    holds both orders of its comparisons, so a position bias earns no net reward within a step."""
+    import random
+
+    groups: dict[str, list[JudgeExample]] = {}
+    for i, ex in enumerate(examples):
+        groups.setdefault(ex.pair_id if ex.pair_id is not None else f"#{i}", []).append(ex)
+    order = list(groups.values())
+    rng = random.Random(f"rmforge-grpo-orders:{seed}")
+    out: list[JudgeExample] = []
+    while len(out) < max(n_needed, 1):
+        rng.shuffle(order)
+        out += [ex for g in order for ex in sorted(g, key=lambda e: e.position or "")]
+    return out
 
 
 def train_judge(cfg: JudgeConfig, console=None) -> dict:
@@ -97,11 +116,18 @@ def _train_local(cfg: JudgeConfig, console=None) -> dict:
     if not train:
         raise RmforgeError(f"every training prompt is longer than grpo.max_prompt_length={cfg.grpo.max_prompt_length}")
     reward = JudgeReward(cfg.mode, cfg.grpo.k, cfg.grpo.format_weight)
+    opt, g = cfg.train, cfg.grpo
+    together = cfg.mode == "pairwise" and g.orders_together
+    epochs, kept = opt.epochs, len(train)
+    if together:  # both A/B orders of a comparison in the same step; the order is ours, TRL keeps it
+        n_needed = opt.max_steps * opt.batch_size if opt.max_steps > 0 else math.ceil(opt.epochs * len(train))
+        train = orders_together(train, n_needed, cfg.seed)
+        if opt.max_steps <= 0:  # the passes are laid out in the data: one TRL epoch over them
+            train, epochs = train[:n_needed], 1
     rows = [{"prompt": ex.prompt, "truth": ex.truth, "scale_min": ex.scale_min, "scale_max": ex.scale_max}
             for ex in train]
     dataset = Dataset.from_list(rows)
     precision = resolve_precision(cfg.train.precision)
-    opt, g = cfg.train, cfg.grpo
     args = GRPOConfig(
         output_dir=str(out / "checkpoints"), seed=cfg.seed, data_seed=cfg.seed,
         per_device_train_batch_size=opt.batch_size * g.num_generations, gradient_accumulation_steps=1,
@@ -109,7 +135,8 @@ def _train_local(cfg: JudgeConfig, console=None) -> dict:
         temperature=g.temperature, beta=g.beta, epsilon=g.epsilon, use_vllm=g.use_vllm,
         learning_rate=opt.lr, lr_scheduler_type=opt.scheduler, warmup_steps=opt.warmup_ratio,
         weight_decay=opt.weight_decay, adam_beta1=opt.betas[0], adam_beta2=opt.betas[1],
-        max_grad_norm=opt.max_grad_norm or 0.0, max_steps=opt.max_steps, num_train_epochs=opt.epochs,
+        max_grad_norm=opt.max_grad_norm or 0.0, max_steps=opt.max_steps, num_train_epochs=epochs,
+        shuffle_dataset=not together,
         gradient_checkpointing=opt.gradient_checkpointing,
         bf16=precision == "bf16", fp16=precision == "fp16", use_cpu=not torch.cuda.is_available(),
         logging_steps=cfg.logging.every_steps, report_to="none", disable_tqdm=not cfg.logging.progress,
@@ -122,8 +149,8 @@ def _train_local(cfg: JudgeConfig, console=None) -> dict:
     log = MetricsLog(out, cfg.logging.report_to, resume_step=int(Path(resume).name.rsplit("-", 1)[-1])
                      if resume else None)
     log.write({"event": "start", "step": 0, "mode": cfg.mode, "backend": "local", "precision": precision,
-               "share_prompt": g.share_prompt,
-               "data": {"train": len(train) + dropped, "train_kept": len(train), "dropped_prompt_too_long": dropped,
+               "share_prompt": g.share_prompt, "orders_together": together,
+               "data": {"train": kept + dropped, "train_kept": kept, "dropped_prompt_too_long": dropped,
                         "validation": len(val)}, "resumed_from": resume})
     if console is not None and dropped:
         console.print(f"dropped {dropped} training prompts longer than grpo.max_prompt_length")

@@ -155,6 +155,9 @@ class GRPOOptions(ConfigModel):
     """Pointwise reward sharpness: exp(-k |pred - truth| / (max - min))."""
     format_weight: float = Field(default=0.0, ge=0)
     """Bonus added to the reward when the answer parses."""
+    orders_together: bool = True
+    """Pairwise: put both A/B orders of each comparison in the same step (seeded order, TRL's shuffle off),
+    so always answering A (or B) gains nothing within a step; use an even train.batch_size."""
     share_prompt: bool = True
     """Local backend: compute the training log-probabilities with each prompt encoded once for all its
     completions (prefix sharing; same values as TRL's per-row forward, a fraction of the tokens)."""

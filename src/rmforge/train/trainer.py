@@ -213,7 +213,9 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
         model = apply_lora(model, cfg.lora, gradient_checkpointing=cfg.train.gradient_checkpointing)
     opt = cfg.train
     packing = _packing(model, opt.packing)
-    buckets = opt.length_buckets if opt.length_buckets is not None else engine.device.type == "cpu"
+    # several forwards before one backward is not allowed under DDP: buckets only on one process
+    buckets = (opt.length_buckets if opt.length_buckets is not None else engine.device.type == "cpu") \
+        and engine.world == 1
     share = packing == "prefix_shared"
     doc_lens = [doc_tokens(s.encodings, share) for s in prep.train] if packing != "none" else []
     lengths = sample_lengths(prep.train, packing)  # packed modes: grouped by laid-out length
