@@ -78,6 +78,8 @@ def main() -> None:
     ap.add_argument("--grpo-batch", type=int, default=4, help="prompts per GRPO step")
     ap.add_argument("--generations", type=int, default=8)
     ap.add_argument("--grpo-lr", type=float, default=1e-5)
+    ap.add_argument("--category", default=None,
+                    help="train GRPO and evaluate on one demo category only (e.g. helpfulness); SFT stays on all")
     ap.add_argument("--skip", nargs="*", default=[], help="stages to skip (reuse their outputs): data base sft grpo")
     ap.add_argument("grpo_extra", nargs="*", help="extra key=value overrides for train judge")
     a = ap.parse_args()
@@ -88,12 +90,21 @@ def main() -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     if "data" not in a.skip:
         run("data", ["data", "build", "recipes/data/demo-judge.yaml", "--overwrite"], times)
+    sft_train = train
+    if a.category:  # rows of one category, written next to the run (derived from the demo export)
+        for name in ("train", "test"):
+            src = DATA / "pairwise" / f"{name}.jsonl"
+            keep = [line for line in src.read_text().splitlines()
+                    if json.loads(line)["metadata"].get("subset") == a.category]
+            (a.out / f"{a.category}-{name}.jsonl").write_text("\n".join(keep) + "\n")
+        train, test = (str(a.out / f"{a.category}-{name}.jsonl") for name in ("train", "test"))
     if "base" not in a.skip:
         run("eval base", ["eval", "judge", a.model, test, *ev, "--json", str(a.out / "eval-base.json")], times)
     if "sft" not in a.skip:
-        run("sft", ["train", "sft", f"model={a.model}", f"data.train={train}", f"data.limit={a.sft_rows}",
+        run("sft", ["train", "sft", f"model={a.model}", f"data.train={sft_train}", f"data.limit={a.sft_rows}",
                     f"train.max_steps={a.sft_steps}", "train.batch_size=4", "train.lr=1e-4", "overwrite=true",
                     f"output_dir={a.out / 'sft'}", "logging.progress=false"], times)
+    if "sft" not in a.skip or not (a.out / "eval-sft.json").exists():
         run("eval sft", ["eval", "judge", str(a.out / "sft"), test, *ev, "--json", str(a.out / "eval-sft.json")],
             times)
     if "grpo" not in a.skip:
