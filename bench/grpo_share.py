@@ -55,10 +55,13 @@ def main() -> None:
     from rmforge.train.grpo_packing import shared_layout, shared_prompt_logps
 
     if a.model == "tiny":
+        import shutil
+
         from rmforge.train.tiny import tiny_model
 
         folder = tiny_model("llama", hidden_size=256, num_layers=4, num_heads=8)
         model, tok = load_causal_lm(str(folder), None)
+        shutil.rmtree(folder, ignore_errors=True)
     else:
         model, tok = load_causal_lm(a.model, None)
     model.train()
