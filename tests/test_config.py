@@ -84,3 +84,14 @@ def test_every_shipped_yaml_validates(path):
 
 def test_some_yaml_is_shipped():
     assert len(shipped_yamls()) >= 3
+
+
+def test_overriding_one_key_keeps_a_sections_factory_defaults():
+    """The quickstart's train section defaults to batch 16 / lr 1e-4 (not the class's 8 / 5e-5): one
+    override in it must not reset the others (it did, and silently doubled the quickstart's steps)."""
+    from rmforge.quickstart import QuickstartConfig
+
+    base = load_config(None, [], cls=QuickstartConfig).train
+    one = load_config(None, ["train.length_buckets=false"], cls=QuickstartConfig).train
+    assert (one.batch_size, one.lr, one.length_buckets) == (base.batch_size, base.lr, False) == (16, 1e-4, False)
+    assert load_config(None, ["train.batch_size=4"], cls=QuickstartConfig).train.batch_size == 4

@@ -116,10 +116,34 @@ def read_yaml(path: str | os.PathLike) -> dict:
     return data
 
 
+def _factory_defaults(cls: type[BaseModel], data: dict) -> dict:
+    """``data`` with the values a section's ``default_factory`` sets explicitly filled in under the
+    keys the user gave: overriding one key of a section whose factory customises it (e.g. the
+    quickstart's ``train`` with batch 16) must not reset the section's other keys to the class defaults."""
+    if not isinstance(data, dict):
+        return data
+    out = dict(data)
+    for name, field in cls.model_fields.items():
+        key = field.alias or name
+        given = out.get(key)
+        if not isinstance(given, dict):
+            continue
+        ann = field.annotation
+        if field.default_factory is not None:
+            made = field.default_factory()
+            if isinstance(made, BaseModel):
+                given = {**made.model_dump(exclude_unset=True, by_alias=True), **given}
+                ann = type(made)
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            given = _factory_defaults(ann, given)
+        out[key] = given
+    return out
+
+
 def build_config(cls: type[T], data: dict, source: str = "config") -> T:
     """Validate a raw dict into ``cls``, turning pydantic errors into one readable ConfigError."""
     try:
-        return cls.model_validate(data)
+        return cls.model_validate(_factory_defaults(cls, data))
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
