@@ -99,13 +99,19 @@ def load_judge_data(path: str, mode: str, *, template: str | None = None, rubric
     return examples
 
 
-def _subset(examples: list[JudgeExample], limit: int, seed: int) -> list[JudgeExample]:
-    """A seeded subset of ``limit`` examples (file order kept) that takes whole comparisons: both A/B
-    orders of a pair stay together (a last group may be cut to fit ``limit``)."""
+def comparisons(examples: list[JudgeExample]) -> list[list[int]]:
+    """Positions of ``examples`` grouped by comparison (``pair_id``: its A/B orders together; an
+    example without one is its own group), in order of first appearance."""
     groups: dict[str, list[int]] = {}
     for i, ex in enumerate(examples):
         groups.setdefault(ex.pair_id if ex.pair_id is not None else f"#{i}", []).append(i)
-    order = list(groups.values())
+    return list(groups.values())
+
+
+def _subset(examples: list[JudgeExample], limit: int, seed: int) -> list[JudgeExample]:
+    """A seeded subset of ``limit`` examples (file order kept) that takes whole comparisons: both A/B
+    orders of a pair stay together (a last group may be cut to fit ``limit``)."""
+    order = comparisons(examples)
     random.Random(f"rmforge-judge:{seed}").shuffle(order)
     keep: list[int] = []
     for g in order:

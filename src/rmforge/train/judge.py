@@ -14,13 +14,14 @@ verl backend: :func:`rmforge.judge.verl.write_job` (parquet, reward module, laun
 from __future__ import annotations
 
 import math
+import random
 import time
 from pathlib import Path
 
 from rmforge import __version__
 from rmforge.config import dump_config
 from rmforge.errors import RmforgeError
-from rmforge.judge.data import JudgeExample, load_judge_data
+from rmforge.judge.data import JudgeExample, comparisons, load_judge_data
 from rmforge.train.judge_config import JudgeConfig
 
 
@@ -50,17 +51,12 @@ def orders_together(examples: list[JudgeExample], n_needed: int, seed: int) -> l
     """Pairwise examples in a seeded order of comparisons, the A/B orders of each adjacent, repeated
     with a fresh shuffle until ``n_needed`` rows: with an even number of prompts per step, every step
     holds both orders of its comparisons, so a position bias earns no net reward within a step."""
-    import random
-
-    groups: dict[str, list[JudgeExample]] = {}
-    for i, ex in enumerate(examples):
-        groups.setdefault(ex.pair_id if ex.pair_id is not None else f"#{i}", []).append(ex)
-    order = list(groups.values())
+    order = [sorted((examples[i] for i in g), key=lambda e: e.position or "") for g in comparisons(examples)]
     rng = random.Random(f"rmforge-grpo-orders:{seed}")
     out: list[JudgeExample] = []
     while len(out) < max(n_needed, 1):
         rng.shuffle(order)
-        out += [ex for g in order for ex in sorted(g, key=lambda e: e.position or "")]
+        out += [ex for g in order for ex in g]
     return out
 
 
@@ -155,8 +151,6 @@ def _train_local(cfg: JudgeConfig, console=None) -> dict:
     if console is not None and dropped:
         console.print(f"dropped {dropped} training prompts longer than grpo.max_prompt_length")
 
-    share = g.share_prompt
-
     class Judge(GRPOTrainer):
         def log(self, logs, start_time=None):
             logs.update(reward.stats.pop())
@@ -166,7 +160,7 @@ def _train_local(cfg: JudgeConfig, console=None) -> dict:
                                                batch_size=None, compute_entropy=False, compute_aux_loss=False,
                                                **extra):
             # prefix sharing for text-only batches on one process; anything else goes to TRL as is
-            if share and not compute_aux_loss and self.accelerator.num_processes == 1 \
+            if g.share_prompt and not compute_aux_loss and self.accelerator.num_processes == 1 \
                     and all(v is None for v in extra.values()):
                 with self.accelerator.autocast():
                     out = shared_prompt_logps(model, input_ids, attention_mask, logits_to_keep,

@@ -72,7 +72,7 @@ def sample_lengths(samples: Sequence, packing: str = "none") -> list[int]:
     ``padding_free``; for ``prefix_shared``, the laid-out tokens (prefix once) of samples worth sharing
     and the plain-batch cost of the others (a micro-batch with nothing to share runs as a plain batch,
     so those samples are grouped exactly as ``none`` groups them)."""
-    from rmforge.train.packing import doc_tokens, shared_prefix_len, worth_sharing
+    from rmforge.train.packing import doc_tokens
 
     def plain(s) -> int:
         return max(len(e.input_ids) for e in s.encodings) * len(s.encodings)
@@ -84,7 +84,7 @@ def sample_lengths(samples: Sequence, packing: str = "none") -> list[int]:
     if packing != "prefix_shared":
         raise ValueError(f"sample_lengths: unknown packing {packing!r}")
     out = []
-    for s in samples:
-        rows = [e.input_ids for e in s.encodings]
-        out.append(doc_tokens(s.encodings, True) if worth_sharing(rows, shared_prefix_len(rows)) else plain(s))
+    for s in samples:  # doc_tokens counts the prefix once only where sharing is worth it (then < all rows)
+        laid = doc_tokens(s.encodings, True)
+        out.append(laid if laid < sum(len(e.input_ids) for e in s.encodings) else plain(s))
     return out

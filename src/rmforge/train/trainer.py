@@ -216,8 +216,8 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
     # several forwards before one backward is not allowed under DDP: buckets only on one process
     buckets = (opt.length_buckets if opt.length_buckets is not None else engine.device.type == "cpu") \
         and engine.world == 1
-    share = packing == "prefix_shared"
-    doc_lens = [doc_tokens(s.encodings, share) for s in prep.train] if packing != "none" else []
+    by_tokens = packing != "none" and bool(opt.token_budget)
+    doc_lens = [doc_tokens(s.encodings, packing == "prefix_shared") for s in prep.train] if by_tokens else []
     lengths = sample_lengths(prep.train, packing)  # packed modes: grouped by laid-out length
     keys = [s.kind for s in prep.train]
     steps_per_epoch = len(epoch_batches(lengths, opt.batch_size, cfg.seed, 0, opt.length_grouping, keys))
@@ -253,7 +253,7 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
         for bi in range(state["batch_in_epoch"], len(batches)):
             items = [prep.train[i] for i in batches[bi]]
             mine = batches[bi][engine.rank::engine.world]
-            if packing != "none" and opt.token_budget:
+            if by_tokens:
                 parts = [[mine[k] for k in g] for g in split_by_tokens([doc_lens[i] for i in mine], opt.token_budget)]
             else:
                 parts = split_micro(mine, micro)
