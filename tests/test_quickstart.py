@@ -27,6 +27,7 @@ def test_quickstart_tiny_end_to_end(tmp_path):
     report = json.loads((out / "quickstart.json").read_text())
     acc = float(last.split()[2])
     assert abs(acc - report["accuracy"]) < 1e-3
+    assert report["train_steps"] == 3 and 100 < report["train_pairs"] < 200  # kept training pairs, not steps
     text = (out / "report.md").read_text()
     assert "| trained reward model |" in text and "arithmetic" in text and "longer wins" in text
     again = subprocess.run([sys.executable, "-m", "rmforge", "quickstart", f"model={model}", f"output_dir={out}"],

@@ -151,7 +151,9 @@ def run_quickstart(cfg: QuickstartConfig, console) -> dict:
     trained.to_json(out / "eval.json")
     untrained.to_json(out / "eval_untrained.json")
     plots = _plots(out)
-    report = {"model": cfg.model, "data": cfg.data or "rmforge demo set", "train_pairs": summary.get("steps"),
+    kept = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["data"]["train"]
+    report = {"model": cfg.model, "data": cfg.data or "rmforge demo set", "train_pairs": kept.get("kept"),
+              "train_steps": summary.get("steps"),
               "accuracy": trained.accuracy, "untrained_accuracy": untrained.accuracy,
               "times_s": times, "plots": [p.name for p in plots], "training": summary}
     (out / "quickstart.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
