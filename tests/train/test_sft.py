@@ -69,6 +69,34 @@ def test_length_policy_counts(tok):
     assert stats["dropped_by_reason"] == {"too_long": 2} or stats["dropped_by_reason"]["too_long"] >= 1
 
 
+def test_loss_on_kept_logit_positions_equals_full_logits(tiny, tok):
+    """token_loss_sum projects only the positions that predict labelled tokens (logits_to_keep): loss and
+    gradients equal the full-vocabulary computation over every position, plain and under LoRA."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from rmforge.train.sft import keeps_logit_positions
+
+    items, _ = encode_all(tok, [CONV, CONV[1:3], CONV[:3]], 256, "drop")
+    for lora in (False, True):
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32)
+        if lora:
+            model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+        assert keeps_logit_positions(model)
+        batch = padded_batch(items, tok.pad_token_id)
+        labels = batch["labels"].clone()
+        full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+        ref = torch.nn.functional.cross_entropy(full.reshape(-1, full.shape[-1]), labels[:, 1:].reshape(-1),
+                                                ignore_index=-100, reduction="sum")
+        ref_grads = torch.autograd.grad(ref, [p for p in model.parameters() if p.requires_grad])
+        loss, n = token_loss_sum(model, batch, "cpu")
+        grads = torch.autograd.grad(loss, [p for p in model.parameters() if p.requires_grad])
+        assert n == int((labels[:, 1:] != -100).sum()) > 0
+        assert float(loss) == pytest.approx(float(ref), rel=1e-5)
+        assert max(float((a - b).abs().max()) for a, b in zip(grads, ref_grads)) < 1e-5
+
+
 def test_packed_loss_equals_padded_loss(tiny, tok):
     from transformers import AutoModelForCausalLM
 

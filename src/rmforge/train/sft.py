@@ -131,12 +131,29 @@ def packed_batch(model, items: list[Encoded], pad_id: int, width: int) -> dict:
     return {"input_ids": ids, "attention_mask": mask, "position_ids": pos, "labels": labels}
 
 
+def keeps_logit_positions(model) -> bool:
+    """Whether the (DDP / PEFT unwrapped) causal LM's forward takes ``logits_to_keep`` (HF >= 4.50 models)."""
+    import inspect
+
+    base = getattr(model, "module", model)
+    base = base.get_base_model() if hasattr(base, "get_base_model") else base
+    return "logits_to_keep" in inspect.signature(base.forward).parameters
+
+
 def token_loss_sum(model, batch: dict, device) -> tuple[torch.Tensor, int]:
-    """Summed next-token cross-entropy over the labelled tokens, and their number."""
+    """Summed next-token cross-entropy over the labelled tokens, and their number.
+
+    Only positions that predict a labelled token (in any row) go through the LM head
+    (``logits_to_keep``): judge SFT trains ~10 answer tokens after a ~450-token prompt, so the
+    vocabulary projection and its float32 logits shrink ~40x; the loss is the same."""
     labels = batch.pop("labels").to(device)
     batch = {k: (v.to(device) if v is not None else None) for k, v in batch.items()}
-    logits = model(**batch).logits[:, :-1].float()
     target = labels[:, 1:]
+    if keeps_logit_positions(model):
+        keep = (target != -100).any(0).nonzero().squeeze(1)
+        logits, target = model(**batch, logits_to_keep=keep).logits.float(), target[:, keep]
+    else:
+        logits = model(**batch).logits[:, :-1].float()
     loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
                                              ignore_index=-100, reduction="sum")
     return loss, int((target != -100).sum())
