@@ -1,7 +1,8 @@
 """``rmforge eval compare``: two result files side by side with the paired bootstrap difference.
 
 Both files must come from the same benchmark and carry their per-sample records (the default
-``--json`` output). Items are matched by sample id; only shared items enter the difference. The
+``--json`` output); ``rmforge eval judge --json`` results compare as benchmark ``judge-<mode>``
+(accuracy, per-group accuracy and, pointwise, the mean reward). Items are matched by sample id; only shared items enter the difference. The
 interval resamples the shared items once for both models (paired), within each stratum, so it is
 much narrower than two independent intervals when the models agree on most items.
 """
@@ -56,6 +57,8 @@ def load_result(path: str | os.PathLike) -> dict[str, Any]:
         raise DataError(f"cannot read result: {exc.strerror}", file=str(path)) from None
     except ValueError as exc:
         raise DataError(f"not a JSON result file: {exc}", file=str(path)) from None
+    if isinstance(data, dict) and "benchmark" not in data and "mode" in (data.get("metrics") or {}):
+        data = _judge_result(data)
     if not isinstance(data, dict) or "benchmark" not in data:
         raise DataError("not an rmforge eval result (no 'benchmark' field)", file=str(path))
     if not data.get("samples"):
@@ -70,8 +73,11 @@ def compare_results(path_a: str, path_b: str, n_boot: int = 1000, alpha: float =
     if a["benchmark"] != b["benchmark"]:
         raise DataError(f"results are from different benchmarks: {a['benchmark']} vs {b['benchmark']}",
                         file=str(path_b), field="benchmark")
-    if a["benchmark"] == "preference":
-        strata_a, strata_b, label = _preference_strata(a), _preference_strata(b), _pref_label
+    columns = JUDGE_COLUMNS.get(a["benchmark"], ("correct",))
+    grouped = a["benchmark"] == "preference" or a["benchmark"] in JUDGE_COLUMNS
+    if grouped:
+        strata_a, strata_b = _preference_strata(a, columns), _preference_strata(b, columns)
+        label = _pref_label
     else:
         from rmforge.evaluate.benchmarks import build_strata, get_spec
 
@@ -81,8 +87,9 @@ def compare_results(path_a: str, path_b: str, n_boot: int = 1000, alpha: float =
     paired, width = rules.paired_strata(strata_a, strata_b)
     if not paired:
         raise DataError("the two results share no sample ids", file=str(path_b))
-    if a["benchmark"] == "preference":
-        statistic = _preference_statistic({k: len(keys) for k, (keys, _) in paired.items()})
+    if grouped:
+        statistic = _preference_statistic({k: len(keys) for k, (keys, _) in paired.items()},
+                                          ("overall", "mean reward score")[:len(columns)])
     diff = rules.bootstrap_statistic(paired, rules.difference_statistic(statistic, width), n_boot, alpha, seed)
     means = {k: rules.column_means(rows) for k, (_, rows) in paired.items()}
     va = statistic({k: v[:width] for k, v in means.items()})
@@ -101,23 +108,38 @@ def compare_results(path_a: str, path_b: str, n_boot: int = 1000, alpha: float =
                       n_boot, alpha)
 
 
-def _preference_strata(result: dict[str, Any]) -> rules.Strata:
-    groups: dict[str, tuple[list[str], list[float]]] = {}
+JUDGE_COLUMNS = {"judge-pairwise": ("correct",), "judge-pointwise": ("correct", "reward")}
+"""Per-example columns of judge results that enter the comparison (accuracy first)."""
+
+
+def _judge_result(data: dict[str, Any]) -> dict[str, Any]:
+    """An ``rmforge eval judge --json`` result in the shape of the other results."""
+    m = data["metrics"]
+    samples = data.get("examples") or []
+    if samples and "correct" not in samples[0]:
+        raise DataError("judge result without per-example 'correct' fields (written by an older rmforge); "
+                        "re-run rmforge eval judge --json")
+    return {"benchmark": f"judge-{m['mode']}", "model": m.get("model"), "samples": samples}
+
+
+def _preference_strata(result: dict[str, Any], columns: tuple[str, ...] = ("correct",)) -> rules.Strata:
+    groups: dict[str, tuple[list[str], list[list[float]]]] = {}
     for rec in result["samples"]:
         if rec.get("correct") is None:
             continue
         keys, vals = groups.setdefault(str(rec.get("group") or "(none)"), ([], []))
         keys.append(rec["id"])
-        vals.append(float(rec["correct"]))
-    return {k: (keys, np.asarray(vals)[:, None]) for k, (keys, vals) in groups.items()}
+        vals.append([float(rec[c]) for c in columns])
+    return {k: (keys, np.asarray(vals, dtype=np.float64)) for k, (keys, vals) in groups.items()}
 
 
-def _preference_statistic(sizes: dict[str, int]):
-    """Overall accuracy (group means weighted by their fixed sizes) and per-group accuracy."""
+def _preference_statistic(sizes: dict[str, int], figures: tuple[str, ...] = ("overall",)):
+    """Overall figures (column ``i`` of ``figures``; group means weighted by their fixed sizes) and
+    per-group accuracy (column 0)."""
     total = sum(sizes.values())
 
     def stat(means):
-        out = {"overall": sum(sizes[k] * v[..., 0] for k, v in means.items()) / total}
+        out = {name: sum(sizes[k] * v[..., i] for k, v in means.items()) / total for i, name in enumerate(figures)}
         if len(means) > 1:
             out.update({f"group:{k}": v[..., 0] for k, v in sorted(means.items())})
         return out

@@ -4,7 +4,9 @@ Metrics (:func:`judge_metrics`): parse-failure rate (and per failure kind), mean
 accuracy (a failure counts as wrong), accuracy over parsed answers, share of ``A`` verdicts, and
 position consistency (the same comparison shown in both A/B orders gets the same underlying
 verdict; a failure in either order counts as inconsistent); pointwise: MAE and exact match over
-parsed answers, Spearman correlation between parsed scores and labels. Undefined values are None.
+parsed answers, Spearman correlation between parsed scores and labels; ``accuracy_by_group`` when
+the data names subsets. Undefined values are None. Per-example rows carry ``correct`` and ``reward``,
+so ``rmforge eval compare`` can pair two judges' results.
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ def judge_metrics(examples: list[JudgeExample], completions: list, mode: str, k:
                  "parse_failures": dict(sorted(failures.items())),
                  "reward_mean": sum(s["score"] for s in scores) / n if n else None,
                  "mean_completion_chars": sum(len(completion_text(c)) for c in completions) / n if n else 0.0}
+    groups: dict[str, list[float]] = defaultdict(list)
+    for ex, s in zip(examples, scores):
+        if ex.group is not None:
+            groups[ex.group].append(s["acc"])
+    if groups:
+        out["accuracy_by_group"] = {g: sum(v) / len(v) for g, v in sorted(groups.items())}
     if mode == "pairwise":
         correct = [s["acc"] for s in scores]
         out["accuracy"] = sum(correct) / n if n else None
@@ -106,5 +114,7 @@ def evaluate_judge(model_name: str, data: str, mode: str, *, limit: int | None =
     rows = []
     for ex, text in zip(examples, completions):
         v = reward.parse(text, ex.scale_min, ex.scale_max)
-        rows.append({"id": ex.id, "truth": ex.truth, "verdict": v.value, "status": v.status, "completion": text})
+        score = reward._score(v, ex.truth, ex.scale_min, ex.scale_max)
+        rows.append({"id": ex.id, "group": ex.group, "truth": ex.truth, "verdict": v.value, "status": v.status,
+                     "correct": float(score["acc"]), "reward": float(score["score"]), "completion": text})
     return metrics, rows

@@ -42,6 +42,8 @@ class JudgeExample:
     """Groups the two A/B orders of one comparison (position consistency)."""
     position: str | None = None
     """Where the better response sits (``A``/``B``; None for pointwise)."""
+    group: str | None = None
+    """The data's subset (category) of the row, for per-group figures; None when absent."""
 
     def to_row(self) -> dict:
         return asdict(self)
@@ -131,19 +133,23 @@ def _from_row(rec: dict, kind: str, mode: str, scale) -> JudgeExample | None:
         low = extra.get("scale_min") if scale is None else scale[0]
         high = extra.get("scale_max") if scale is None else scale[1]
         return _checked(JudgeExample(str(extra.get("id") or extra.get("index")), list(rec["prompt"]), truth,
-                                     low, high, extra.get("id"), extra.get("chosen_position")), mode, "reward_model")
+                                     low, high, extra.get("id"), extra.get("chosen_position"), extra.get("subset")),
+                        mode, "reward_model")
     if kind != mode:
         raise DataError(f"holds {kind} judge rows, but mode={mode} (use mode={kind} or the {mode} export)")
     prompt = list(rec["input"] or [])
     if kind == "pointwise":
         low, high = scale if scale is not None else _scale_from_prompt(prompt)
-        return _checked(JudgeExample(str(rec.get("id")), prompt, str(rec["label"]), low, high), mode, "label")
+        group = rec.get("subset") or (rec.get("metadata") or {}).get("subset")
+        return _checked(JudgeExample(str(rec.get("id")), prompt, str(rec["label"]), low, high, group=group), mode,
+                        "label")
     meta = rec.get("metadata") or {}
     verdict = parse_preference(rec["output"])
     if not verdict.ok:
         raise DataError(f"output {rec['output']!r} is not a <preference>A|B|tie</preference> verdict", field="output")
     pos = meta.get("chosen_position")
-    return JudgeExample(f"{meta.get('id')}@{pos}", prompt, verdict.value, pair_id=meta.get("id"), position=pos)
+    return JudgeExample(f"{meta.get('id')}@{pos}", prompt, verdict.value, pair_id=meta.get("id"), position=pos,
+                        group=meta.get("subset"))
 
 
 def _checked(ex: JudgeExample, mode: str, field: str) -> JudgeExample:
@@ -184,13 +190,14 @@ def _from_canonical(path: str, mode: str, template: str | None, rubric: str | No
             attribute, value = next(iter(s.scores.items()))
             content = tpl.render_pointwise(s.prompt, s.response, s.scale, attribute, rubric)
             out.append(JudgeExample(s.id, [{"role": "user", "content": content}], repr(float(value)),
-                                    s.scale.min, s.scale.max))
+                                    s.scale.min, s.scale.max, group=s.subset or s.category))
             continue
         for pos in ("A", "B"):
             a, b = (s.chosen, s.rejected) if pos == "A" else (s.rejected, s.chosen)
             content = tpl.render_pairwise(s.prompt, a, b, rubric)
             out.append(JudgeExample(f"{s.id}@{pos}", [{"role": "user", "content": content}],
-                                    "tie" if s.tie else pos, pair_id=s.id, position=pos))
+                                    "tie" if s.tie else pos, pair_id=s.id, position=pos,
+                                    group=s.subset or s.category))
     return out
 
 
