@@ -35,6 +35,16 @@ def test_judge_reward_trl_protocol_and_stats():
     assert stats["judge/mae"] == pytest.approx(1.0)  # over parsed answers: (0 + 2) / 2
     assert stats["judge/failure/missing_tag"] == pytest.approx(1 / 3)
     assert r.stats.pop() == {}  # reset
+    assert not any(k.startswith("judge/accuracy/") for k in stats)  # no group column
+
+
+def test_judge_reward_per_group_accuracy():
+    r = JudgeReward("pairwise")
+    answers = ["<preference>A</preference>", "<preference>B</preference>", "<preference>A</preference>"]
+    r(completions=answers, truth=["A", "A", "A"], group=["math", "math", None])
+    stats = r.stats.pop()
+    assert stats["judge/accuracy/math"] == pytest.approx(0.5) and stats["judge/verdict_accuracy"] == pytest.approx(2 / 3)
+    assert [k for k in stats if k.startswith("judge/accuracy/")] == ["judge/accuracy/math"]
 
 
 def test_format_weight_and_verl_style_dict():

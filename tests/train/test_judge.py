@@ -16,7 +16,8 @@ from rmforge.train.sft import train_sft
 def _rows(path, n=16):
     rows = [{"input": [{"role": "user", "content": f"which is better {i // 2}"}],
              "output": f"<preference>{'AB'[i % 2]}</preference>",
-             "metadata": {"id": f"p{i // 2}", "chosen_position": "AB"[i % 2]}} for i in range(n)]
+             "metadata": {"id": f"p{i // 2}", "chosen_position": "AB"[i % 2], "subset": "xy"[i // 2 % 2]}}
+            for i in range(n)]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
@@ -51,6 +52,8 @@ def test_grpo_steps_log_rewards_and_judge_metrics(tmp_path, warm):
         assert row["judge/parse_failure_rate"] < 1.0  # the SFT warm-start answers in the format
         for key in ("kl", "completions/mean_length", "judge/verdict_accuracy"):
             assert key in row
+        groups = [row[k] for k in row if k.startswith("judge/accuracy/")]  # the step's 2 comparisons' subsets
+        assert groups and all(0 <= x <= 1 for x in groups), row
     evals = [r for r in read_metrics(tmp_path / "run") if r.get("event") == "eval"]
     assert [r["step"] for r in evals] == [1, 2] and evals[-1]["eval_n"] == 16
     val = summary["validation"]

@@ -65,9 +65,15 @@ class JudgeStats:
     abs_error: float = 0.0
     errors: int = 0
     failures: Counter = field(default_factory=Counter)
+    groups: dict = field(default_factory=dict)
+    """``{group: [answers, correct]}`` for rows whose data names a subset."""
 
-    def add(self, result: dict, status: str) -> None:
+    def add(self, result: dict, status: str, group: str | None = None) -> None:
         self.n += 1
+        if group is not None:
+            counts = self.groups.setdefault(group, [0, 0])
+            counts[0] += 1
+            counts[1] += int(result["acc"])
         self.reward += result["score"]
         self.correct += int(result["acc"])
         if status == "ok":
@@ -87,6 +93,8 @@ class JudgeStats:
             out[f"{prefix}mae"] = self.abs_error / self.errors
         for status, count in sorted(self.failures.items()):
             out[f"{prefix}failure/{status}"] = count / self.n
+        for group, (n, correct) in sorted(self.groups.items()):
+            out[f"{prefix}accuracy/{group}"] = correct / n
         self.__init__()
         return out
 
@@ -94,8 +102,9 @@ class JudgeStats:
 class JudgeReward:
     """Reward of one judge task; ``__call__`` follows TRL's reward-function protocol.
 
-    TRL passes the dataset columns as keyword lists: ``truth`` (label as text), and for pointwise
-    ``scale_min`` / ``scale_max``.
+    TRL passes the dataset columns as keyword lists: ``truth`` (label as text), for pointwise
+    ``scale_min`` / ``scale_max``, and optionally ``group`` (the row's subset: per-group accuracy in
+    :attr:`stats`).
     """
 
     def __init__(self, mode: str, k: float = DEFAULT_K, format_weight: float = 0.0):
@@ -127,14 +136,14 @@ class JudgeReward:
         score = base + self.format_weight * float(verdict.ok)
         return {"score": score, "acc": float(acc), "parse_ok": float(verdict.ok), "abs_error": err, "pred": pred}
 
-    def __call__(self, completions, truth, scale_min=None, scale_max=None, **_) -> list[float]:
+    def __call__(self, completions, truth, scale_min=None, scale_max=None, group=None, **_) -> list[float]:
         out = []
         for i, (completion, label) in enumerate(zip(completions, truth)):
             low = scale_min[i] if scale_min is not None else None
             high = scale_max[i] if scale_max is not None else None
             verdict = self.parse(completion_text(completion), low, high)
             result = self._score(verdict, label, low, high)
-            self.stats.add(result, verdict.status)
+            self.stats.add(result, verdict.status, group[i] if group is not None else None)
             out.append(result["score"])
         return out
 

@@ -120,8 +120,8 @@ def _train_local(cfg: JudgeConfig, console=None) -> dict:
         train = orders_together(train, n_needed, cfg.seed)
         if opt.max_steps <= 0:  # the passes are laid out in the data: one TRL epoch over them
             train, epochs = train[:n_needed], 1
-    rows = [{"prompt": ex.prompt, "truth": ex.truth, "scale_min": ex.scale_min, "scale_max": ex.scale_max}
-            for ex in train]
+    rows = [{"prompt": ex.prompt, "truth": ex.truth, "scale_min": ex.scale_min, "scale_max": ex.scale_max,
+             "group": ex.group} for ex in train]
     dataset = Dataset.from_list(rows)
     precision = resolve_precision(cfg.train.precision)
     args = GRPOConfig(
