@@ -123,3 +123,19 @@ def test_compare_pairs_two_judge_results(tmp_path):
     assert rows["mean reward score"][1:4] == pytest.approx((0.75, 0.875, 0.125))
     with pytest.raises(Exception, match="different benchmarks: judge-pairwise vs judge-pointwise"):
         compare_results(a, p)
+
+
+def test_compare_resamples_comparisons_not_orders(tmp_path):
+    """The two A/B orders of one pair are one bootstrap item (their answers averaged)."""
+    from rmforge.evaluate.compare import compare_results
+
+    def result(path, correct):
+        rows = [{"id": f"p{i // 2}@{'AB'[i % 2]}", "group": "g", "correct": float(c), "reward": float(c)}
+                for i, c in enumerate(correct)]
+        path.write_text(json.dumps({"metrics": {"mode": "pairwise", "model": path.stem}, "examples": rows}))
+        return str(path)
+
+    a = result(tmp_path / "a.json", [1, 0, 1, 0, 1, 0])
+    b = result(tmp_path / "b.json", [1, 1, 1, 0, 1, 1])
+    overall = next(r for r in compare_results(a, b, n_boot=100).rows if r[0] == "overall")
+    assert overall[1:4] == pytest.approx((0.5, 5 / 6, 1 / 3)) and overall[6] == 3

@@ -2,7 +2,8 @@
 
 Both files must come from the same benchmark and carry their per-sample records (the default
 ``--json`` output); ``rmforge eval judge --json`` results compare as benchmark ``judge-<mode>``
-(accuracy, per-group accuracy and, pointwise, the mean reward). Items are matched by sample id; only shared items enter the difference. The
+(accuracy, per-group accuracy and, pointwise, the mean reward; pairwise items are comparisons,
+both A/B orders averaged). Items are matched by sample id; only shared items enter the difference. The
 interval resamples the shared items once for both models (paired), within each stratum, so it is
 much narrower than two independent intervals when the models agree on most items.
 """
@@ -119,7 +120,25 @@ def _judge_result(data: dict[str, Any]) -> dict[str, Any]:
     if samples and "correct" not in samples[0]:
         raise DataError("judge result without per-example 'correct' fields (written by an older rmforge); "
                         "re-run rmforge eval judge --json")
+    if m["mode"] == "pairwise":
+        samples = _comparisons(samples)
     return {"benchmark": f"judge-{m['mode']}", "model": m.get("model"), "samples": samples}
+
+
+def _comparisons(rows: list[dict]) -> list[dict]:
+    """Pairwise rows merged per comparison (ids ``<pair>@A`` / ``<pair>@B``; columns averaged), so
+    the bootstrap resamples comparisons: the two orders of one pair are not independent items."""
+    merged: dict[str, dict] = {}
+    for r in rows:
+        key = str(r["id"]).rsplit("@", 1)[0]
+        m = merged.setdefault(key, {"id": key, "group": r.get("group"), "n": 0, "correct": 0.0, "reward": 0.0})
+        m["n"] += 1
+        m["correct"] += float(r["correct"])
+        m["reward"] += float(r["reward"])
+    for m in merged.values():
+        m["correct"] /= m["n"]
+        m["reward"] /= m["n"]
+    return list(merged.values())
 
 
 def _preference_strata(result: dict[str, Any], columns: tuple[str, ...] = ("correct",)) -> rules.Strata:
