@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import time
 
 
 def build_batch(prompts: int, generations: int, prompt_len: int, completion_len: int, vocab: int, pad: int,
@@ -51,20 +50,11 @@ def main() -> None:
     import torch
     from trl.trainer.utils import add_fused_lm_head
 
-    from rmforge.judge.lm import load_causal_lm
+    from _lm import alternate, load_lm
+
     from rmforge.train.grpo_packing import shared_layout, shared_prompt_logps
 
-    if a.model == "tiny":
-        import shutil
-
-        from rmforge.train.tiny import tiny_model
-
-        folder = tiny_model("llama", hidden_size=256, num_layers=4, num_heads=8)
-        model, tok = load_causal_lm(str(folder), None)
-        shutil.rmtree(folder, ignore_errors=True)
-    else:
-        model, tok = load_causal_lm(a.model, None)
-    model.train()
+    model, tok = load_lm(a.model)
     add_fused_lm_head(model, temperature=1.0, outputs=("log_probs", "entropy"))
     ids, mask = build_batch(a.prompts, a.generations, a.prompt_len, a.completion_len, len(tok), tok.pad_token_id)
     keep = a.completion_len
@@ -75,22 +65,15 @@ def main() -> None:
         labels[:, :-keep] = -100
         with autocast:
             out = model(input_ids=ids, attention_mask=mask, labels=labels, fused_lm_head=True)
-        return out.log_probs[:, -keep:]
+        lp = out.log_probs[:, -keep:]
+        return lp, (lp * mask[:, -keep:]).sum()
 
     def shared_side():
         with autocast:
-            return shared_prompt_logps(model, ids, mask, keep, tok.pad_token_id, compute_entropy=True)[0]
+            lp = shared_prompt_logps(model, ids, mask, keep, tok.pad_token_id, compute_entropy=True)[0]
+        return lp, (lp * mask[:, -keep:]).sum()
 
-    times: dict[str, list[float]] = {"trl": [], "shared": []}
-    results = {}
-    for _ in range(a.repeat):
-        for name, fn in (("trl", trl_side), ("shared", shared_side)):
-            model.zero_grad(set_to_none=True)
-            t = time.perf_counter()
-            lp = fn()
-            (lp * mask[:, -keep:]).sum().backward()
-            times[name].append(time.perf_counter() - t)
-            results[name] = lp.detach().float()
+    times, results = alternate(model, {"trl": trl_side, "shared": shared_side}, a.repeat)
     valid = mask[:, -keep:].bool()
     diff = float((results["trl"] - results["shared"])[valid].abs().max())
     rows_tokens = int(mask.sum())

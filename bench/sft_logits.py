@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import time
 
 
 def main() -> None:
@@ -30,20 +29,11 @@ def main() -> None:
 
     import torch
 
-    from rmforge.judge.lm import load_causal_lm
+    from _lm import alternate, load_lm
+
     from rmforge.train.sft import Encoded, padded_batch, token_loss_sum
 
-    if a.model == "tiny":
-        import shutil
-
-        from rmforge.train.tiny import tiny_model
-
-        folder = tiny_model("llama", hidden_size=256, num_layers=4, num_heads=8)
-        model, tok = load_causal_lm(str(folder), None)
-        shutil.rmtree(folder, ignore_errors=True)
-    else:
-        model, tok = load_causal_lm(a.model, None)
-    model.train()
+    model, tok = load_lm(a.model)
     rng = random.Random(0)
     items = []
     for _ in range(a.rows):
@@ -57,29 +47,22 @@ def main() -> None:
         labels = batch.pop("labels")
         with autocast:
             logits = model(**batch).logits[:, :-1].float()
-        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
                                                  ignore_index=-100, reduction="sum")
+        return loss, loss
 
     def kept_side():
         with autocast:
-            return token_loss_sum(model, padded_batch(items, tok.pad_token_id), "cpu")[0]
+            loss = token_loss_sum(model, padded_batch(items, tok.pad_token_id), "cpu")[0]
+        return loss, loss
 
-    times: dict[str, list[float]] = {"full": [], "kept": []}
-    losses = {}
-    for _ in range(a.repeat):
-        for name, fn in (("full", full_side), ("kept", kept_side)):
-            model.zero_grad(set_to_none=True)
-            t = time.perf_counter()
-            loss = fn()
-            loss.backward()
-            times[name].append(time.perf_counter() - t)
-            losses[name] = float(loss)
+    times, losses = alternate(model, {"full": full_side, "kept": kept_side}, a.repeat)
     best = {k: min(v) for k, v in times.items()}
     print(f"model {a.model}, {a.rows} rows, prompts <= {a.prompt_len} tokens, answers {a.answer_len} tokens, "
           f"{a.precision}, torch threads {torch.get_num_threads()}")
     for name, label in (("full", "all positions"), ("kept", "kept positions")):
         print(f"{label:15} {best[name]:.2f} s  runs {[round(x, 2) for x in times[name]]}")
-    print(f"speed-up {best['full'] / best['kept']:.2f}x; loss {losses['full']:.4f} vs {losses['kept']:.4f}")
+    print(f"speed-up {best['full'] / best['kept']:.2f}x; loss {float(losses['full']):.4f} vs {float(losses['kept']):.4f}")
 
 
 if __name__ == "__main__":

@@ -98,10 +98,14 @@ ALIASES = {
 }
 
 
+def cache_root() -> Path:
+    """rmforge's cache folder: ``$RMFORGE_CACHE`` (default ``~/.cache/rmforge``)."""
+    return Path(os.environ.get("RMFORGE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "rmforge"))
+
+
 def cache_dir() -> Path:
     """Folder holding converted models: ``$RMFORGE_CACHE/models`` (default ``~/.cache/rmforge/models``)."""
-    root = os.environ.get("RMFORGE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "rmforge")
-    return Path(root) / "models"
+    return cache_root() / "models"
 
 
 def embedded(name: str) -> EmbeddedModel | None:

@@ -41,6 +41,9 @@ def cpu_has_fast_bf16() -> bool:
     import os
     import re
 
+    from rmforge.fileio import atomic_text
+    from rmforge.models import cache_root
+
     forced = os.environ.get("RMFORGE_CPU_BF16")
     if forced in ("0", "1"):
         return forced == "1"
@@ -52,8 +55,7 @@ def cpu_has_fast_bf16() -> bool:
         return False
     model = re.search(r"model name\s*:\s*(.*)", info)
     key = f"{model.group(1).strip() if model else 'cpu'}|threads={torch.get_num_threads()}|torch={torch.__version__}"
-    root = os.environ.get("RMFORGE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "rmforge")
-    path = os.path.join(root, "cpu_bf16.json")
+    path = cache_root() / "cpu_bf16.json"
     try:
         cache = json.loads(open(path, encoding="utf-8").read())
     except (OSError, ValueError):
@@ -61,11 +63,8 @@ def cpu_has_fast_bf16() -> bool:
     if key not in cache:
         cache[key] = round(bf16_matmul_speedup(), 3)
         try:
-            os.makedirs(root, exist_ok=True)
-            tmp = f"{path}.{os.getpid()}.tmp"
-            with open(tmp, "w", encoding="utf-8") as fh:
+            with atomic_text(path, overwrite=True) as fh:
                 json.dump(cache, fh, indent=1)
-            os.replace(tmp, path)
         except OSError:
             pass  # a read-only home: measure again next time
     return cache[key] >= BF16_MIN_SPEEDUP

@@ -15,6 +15,7 @@ rows of ``max_length`` tokens with block-diagonal attention (:mod:`rmforge.train
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -133,11 +134,16 @@ def packed_batch(model, items: list[Encoded], pad_id: int, width: int) -> dict:
 
 def keeps_logit_positions(model) -> bool:
     """Whether the (DDP / PEFT unwrapped) causal LM's forward takes ``logits_to_keep`` (HF >= 4.50 models)."""
-    import inspect
-
     base = getattr(model, "module", model)
     base = base.get_base_model() if hasattr(base, "get_base_model") else base
-    return "logits_to_keep" in inspect.signature(base.forward).parameters
+    return _forward_takes_logits_to_keep(type(base))
+
+
+@functools.lru_cache(maxsize=None)
+def _forward_takes_logits_to_keep(cls) -> bool:  # once per model class, not per micro-batch
+    import inspect
+
+    return "logits_to_keep" in inspect.signature(cls.forward).parameters
 
 
 def token_loss_sum(model, batch: dict, device) -> tuple[torch.Tensor, int]:
