@@ -50,3 +50,8 @@ class FieldError(DataError):
 
 class OutputExistsError(RmforgeError):
     """Refusal to overwrite an existing output without --overwrite."""
+
+
+class OutputPathError(RmforgeError):
+    """An output path that cannot be used: a folder where a file is expected, an unwritable folder,
+    or a folder ``overwrite`` may not replace (rmforge did not create it, or it is ``.``/``$HOME``/``/``)."""

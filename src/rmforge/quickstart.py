@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import Field
 
 from rmforge.config import ConfigModel, register_config
-from rmforge.errors import OutputExistsError, RmforgeError
+from rmforge.errors import RmforgeError
 from rmforge.train.config import OptimConfig
 
 
@@ -111,16 +111,19 @@ def run_quickstart(cfg: QuickstartConfig, console) -> dict:
     from rmforge.train.config import BTConfig
     from rmforge.train.trainer import train_bt
 
-    out = Path(cfg.output_dir)
-    if out.exists() and any(out.iterdir()):
-        if not cfg.overwrite:
-            raise OutputExistsError(f"{out} already exists; pass overwrite=true or output_dir=NEW_DIR")
-        import shutil
+    import shutil
 
+    from rmforge.fileio import check_replaceable, mark_output_dir
+
+    out = Path(cfg.output_dir)
+    check_replaceable(out, cfg.overwrite, "quickstart output folder")  # only a folder rmforge made, never . or ~
+    if out.exists():
         shutil.rmtree(out)
     times: dict[str, float] = {}
     t0 = time.perf_counter()
     staging = out.parent / f".{out.name}.data"
+    if (staging / "summary.json").is_file() and (staging / "recipe.yaml").is_file():
+        mark_output_dir(staging)  # a staging folder left by an interrupted quickstart (earlier versions: no marker)
     files = build_data(cfg, staging, console)
     times["data"] = time.perf_counter() - t0
 

@@ -23,8 +23,8 @@ from rmforge.config import ConfigModel, dump_config, register_config
 from rmforge.data.process import ProcessStep, apply_steps
 from rmforge.data.sources import SourceConfig, load_source
 from rmforge.data.split import SplitConfig, split_samples
-from rmforge.errors import DataError, OutputExistsError
-from rmforge.fileio import atomic_dir
+from rmforge.errors import DataError
+from rmforge.fileio import atomic_dir, check_replaceable
 
 
 class ValidateConfig(ConfigModel):
@@ -88,8 +88,7 @@ def build_dataset(cfg: DataRecipe, overwrite: bool = False, console=None) -> dic
 
     console = console or Console()
     out = Path(cfg.output_dir)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise OutputExistsError(f"{out} already exists and is not empty; pass --overwrite or set output_dir")
+    check_replaceable(out, overwrite, "dataset folder")  # before any long work
 
     samples, loaded = [], []
     for src in cfg.sources:
@@ -113,7 +112,7 @@ def build_dataset(cfg: DataRecipe, overwrite: bool = False, console=None) -> dic
             raise DataError(f"validation found errors in recipe '{cfg.name}'; nothing was written "
                             "(fix the data, add a filter step, or set validate.fail_on_error=false)")
 
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, overwrite, "dataset folder") as tmp:
         (tmp / "recipe.yaml").write_text(dump_config(cfg), encoding="utf-8")
         if report is not None:
             report.to_json(str(tmp / "validation.json"))

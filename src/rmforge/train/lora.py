@@ -19,7 +19,7 @@ import torch
 
 from rmforge.train.config import LoraOptions
 from rmforge.errors import RmforgeError
-from rmforge.fileio import atomic_dir, check_output
+from rmforge.fileio import atomic_dir, check_replaceable
 
 ADAPTER_DIR = "adapter"
 ADAPTER_CONFIG = "adapter_config.json"
@@ -206,7 +206,7 @@ def merge_run(run_dir: str | Path, out_dir: str | Path, overwrite: bool = False)
     if adapter is None and not full:
         raise RmforgeError(f"{run}: nothing to export: no LoRA adapter ({ADAPTER_DIR}/{ADAPTER_CONFIG} or "
                            f"{ADAPTER_CONFIG}) and no full model (config.json + *.safetensors / pytorch_model.bin)")
-    check_output(out, overwrite)
+    check_replaceable(out, overwrite, "merged model folder")
     info: dict[str, Any] = {"output": str(out), "source": str(run.resolve())}
     with atomic_dir(out) as tmp:
         if adapter is not None:

@@ -1,0 +1,169 @@
+"""fileio: atomic outputs keep normal permissions, only rmforge's own folders are replaced, clear path errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from rmforge.errors import OutputExistsError, OutputPathError
+from rmforge.fileio import (MARKER, atomic_dir, atomic_path, atomic_text, check_output, check_replaceable,
+                            is_rmforge_output, prepare_output_dir, text_reader, umask)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def umask022():
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def test_umask_reads_without_changing():
+    old = os.umask(0o027)
+    try:
+        assert umask() == 0o027
+        assert umask() == 0o027
+    finally:
+        os.umask(old)
+
+
+def test_atomic_files_and_folders_honour_umask(tmp_path, umask022):
+    with atomic_text(tmp_path / "a.jsonl") as fh:
+        fh.write("{}\n")
+    with atomic_path(tmp_path / "b.parquet") as tmp:
+        tmp.write_bytes(b"x")
+    with atomic_dir(tmp_path / "job") as tmp:
+        (tmp / "reward.py").write_text("x")
+    assert mode(tmp_path / "a.jsonl") == 0o644  # mkstemp alone gives 0600
+    assert mode(tmp_path / "b.parquet") == 0o644
+    assert mode(tmp_path / "job") == 0o755  # mkdtemp alone gives 0700
+    assert mode(tmp_path / "job" / "reward.py") == 0o644
+    assert (tmp_path / "job" / MARKER).is_file()
+    old = os.umask(0o077)
+    try:
+        with atomic_text(tmp_path / "c.jsonl") as fh:
+            fh.write("x")
+    finally:
+        os.umask(old)
+    assert mode(tmp_path / "c.jsonl") == 0o600
+
+
+def test_export_and_parquet_permissions(tmp_path, umask022):
+    from rmforge.data.export import export_samples
+    from rmforge.data.schema import Sample
+
+    samples = [Sample(id="1", prompt=[{"role": "user", "content": "hi"}],
+                      chosen=[{"role": "assistant", "content": "a"}], rejected=[{"role": "assistant", "content": "b"}])]
+    export_samples(samples, "pairwise", tmp_path / "trl.jsonl")
+    export_samples(samples, "verl", tmp_path / "trl.parquet")
+    assert mode(tmp_path / "trl.jsonl") == 0o644
+    assert mode(tmp_path / "trl.parquet") == 0o644
+
+
+def test_check_output_errors(tmp_path):
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(OutputPathError, match=r"dir is a folder; give a file path for this output"):
+        check_output(tmp_path / "dir", overwrite=True)
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(OutputExistsError, match="already exists; pass --overwrite"):
+        check_output(tmp_path / "f", overwrite=False)
+    with pytest.raises(OutputPathError, match=r"cannot write .*f/out.jsonl: .*f is a file, not a folder"):
+        check_output(tmp_path / "f" / "out.jsonl", overwrite=False)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores folder permissions")
+def test_read_only_folder_is_refused_before_work(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        with pytest.raises(OutputPathError, match=r"cannot write .*ro/out.jsonl: folder .*ro is not writable"):
+            check_output(ro / "out.jsonl", overwrite=False)
+    finally:
+        ro.chmod(0o755)
+
+
+def test_read_only_folder_is_refused_as_root_too(tmp_path, monkeypatch):
+    """os.access is what decides; simulate a read-only mount for root."""
+    monkeypatch.setattr(os, "access", lambda p, m: False)
+    with pytest.raises(OutputPathError, match="is not writable"):
+        check_output(tmp_path / "out.jsonl", overwrite=False)
+
+
+def test_overwrite_replaces_only_rmforge_folders(tmp_path):
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "thesis.tex").write_text("precious")
+    with pytest.raises(OutputExistsError, match="already exists and is not empty"):
+        prepare_output_dir(user, overwrite=False)
+    with pytest.raises(OutputPathError, match=r"refusing to replace output folder .*mine: rmforge did not create it"):
+        prepare_output_dir(user, overwrite=True)
+    with pytest.raises(OutputPathError, match="rmforge did not create it"):
+        with atomic_dir(user, overwrite=True) as tmp:
+            (tmp / "x").write_text("x")
+    assert (user / "thesis.tex").read_text() == "precious"
+
+    run = prepare_output_dir(tmp_path / "run", overwrite=False)
+    (run / "model.safetensors").write_text("w")
+    assert is_rmforge_output(run) and is_rmforge_output(run / "checkpoints" / "step-1")
+    prepare_output_dir(run, overwrite=True)
+    assert sorted(p.name for p in run.iterdir()) == [MARKER]
+
+    old_run = tmp_path / "old-run"  # a run from an earlier version: manifest with rmforge_version, no marker
+    old_run.mkdir()
+    (old_run / "manifest.json").write_text(json.dumps({"rmforge_version": "0.1.0"}))
+    assert check_replaceable(old_run, overwrite=True) == old_run
+    other = tmp_path / "webext"
+    other.mkdir()
+    (other / "manifest.json").write_text(json.dumps({"manifest_version": 3}))
+    assert not is_rmforge_output(other)
+
+
+def test_never_replaces_cwd_home_or_root(tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / MARKER).write_text("{}")
+    (work / "code.py").write_text("x")
+    monkeypatch.chdir(work)
+    with pytest.raises(OutputPathError, match="it is the current folder or one of its parents"):
+        prepare_output_dir(".", overwrite=True)
+    monkeypatch.chdir(work)
+    inner = work / "sub"
+    inner.mkdir()
+    monkeypatch.chdir(inner)
+    with pytest.raises(OutputPathError, match="it is the current folder or one of its parents"):
+        check_replaceable(work, overwrite=True)
+    monkeypatch.setenv("HOME", str(work))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(OutputPathError, match="it is your home folder"):
+        check_replaceable(work, overwrite=True)
+    with pytest.raises(OutputPathError, match="it is the file-system root"):
+        check_replaceable("/", overwrite=True)
+    assert (work / "code.py").exists()
+
+
+def test_failed_atomic_dir_leaves_target_untouched(tmp_path):
+    target = prepare_output_dir(tmp_path / "out", overwrite=False)
+    (target / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target) as tmp:
+            (tmp / "new.txt").write_text("new")
+            raise RuntimeError("boom")
+    assert (target / "old.txt").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary folder left behind
+
+
+def test_text_reader_drops_bom(tmp_path):
+    p = tmp_path / "bom.jsonl"
+    p.write_bytes(b"\xef\xbb\xbf{\"a\": 1}\n")
+    with open(p, "rb") as fh:
+        assert text_reader(fh).read() == '{"a": 1}\n'
