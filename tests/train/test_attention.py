@@ -8,6 +8,7 @@ import torch
 from rmforge.train.attention import (
     additive_mask,
     attention_inputs,
+    attn_implementation,
     block_mask,
     check_mask,
     dense_mask,
@@ -101,3 +102,30 @@ def test_resolve_packing(llama, tmp_path):
     assert resolve_packing(bert, "auto") == "none"
     with pytest.raises(ValueError, match="causal decoder"):
         resolve_packing(bert, "prefix_shared")
+
+
+@pytest.mark.parametrize("device,head,dtype,supports,version,ok,why", [
+    ("cuda", 64, torch.bfloat16, True, "2.11.0+cu128", True, "ok"),
+    ("cuda", 64, torch.float32, True, "2.5.1", True, "ok"),
+    ("cpu", 64, torch.bfloat16, True, "2.13.0", False, "FlexAttention kernels need a CUDA device, not cpu"),
+    ("cuda", 8, torch.bfloat16, True, "2.11.0", False, "head dimension 8 < 16"),  # the tiny test models
+    ("cuda", 64, torch.bfloat16, False, "2.11.0", False, "the model class does not support FlexAttention"),
+    ("cuda", 64, torch.bfloat16, True, "2.4.1", False, "torch 2.4.1 is older than 2.5"),
+    ("cuda", 64, torch.float64, True, "2.11.0", False, "dtype torch.float64 is not supported"),
+])
+def test_flex_attention_decision(device, head, dtype, supports, version, ok, why):
+    from rmforge.train.attention import flex_attention_usable
+
+    assert flex_attention_usable(device, head, dtype, supports, version) == (ok, why)
+
+
+def test_tiny_models_never_switch_to_flex(llama, monkeypatch):
+    """The 8 GPU crashes of issue 17: tiny models (head dim < 16) must keep their backend, even on CUDA."""
+    from rmforge.train.attention import head_dim, use_flex_attention
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    model = llama.model
+    assert head_dim(model.config) < 16
+    before = attn_implementation(model)
+    assert use_flex_attention(model) is False
+    assert attn_implementation(model) == before

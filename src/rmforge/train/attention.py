@@ -146,11 +146,55 @@ def attention_inputs(model, doc: Tensor, branch: Tensor, dtype: torch.dtype = to
     return out
 
 
+FLEX_MIN_HEAD_DIM = 16
+"""FlexAttention's Triton kernels cannot lower head dimensions under 16 (the tiny test models)."""
+FLEX_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+
+
+def flex_attention_usable(device_type: str, head_dim: int | None, dtype: torch.dtype, supports_flex: bool,
+                          torch_version: str = torch.__version__) -> tuple[bool, str]:
+    """Whether FlexAttention can run a model, and why not: a pure decision (no kernels are built).
+
+    Needs a CUDA device, a model class that supports it, torch >= 2.5, a head dimension of at least
+    :data:`FLEX_MIN_HEAD_DIM` and a float16/bfloat16/float32 model.
+    """
+    if device_type != "cuda":
+        return False, f"FlexAttention kernels need a CUDA device, not {device_type}"
+    if not supports_flex:
+        return False, "the model class does not support FlexAttention"
+    major, minor = (int(x) for x in torch_version.split("+")[0].split(".")[:2])
+    if (major, minor) < (2, 5):
+        return False, f"torch {torch_version} is older than 2.5"
+    if head_dim is not None and head_dim < FLEX_MIN_HEAD_DIM:
+        return False, f"head dimension {head_dim} < {FLEX_MIN_HEAD_DIM}"
+    if dtype not in FLEX_DTYPES:
+        return False, f"dtype {dtype} is not supported"
+    return True, "ok"
+
+
+def head_dim(config) -> int | None:
+    """Attention head dimension of a transformers config (``head_dim`` or hidden / heads)."""
+    dim = getattr(config, "head_dim", None)
+    if dim:
+        return int(dim)
+    hidden, heads = getattr(config, "hidden_size", None), getattr(config, "num_attention_heads", None)
+    return hidden // heads if hidden and heads else None
+
+
 def use_flex_attention(model) -> bool:
     """On CUDA, switch a decoder that supports it to FlexAttention (block-sparse packed masks);
-    returns whether the model now uses it. CPU models are left as they are."""
+    returns whether the model now uses it. Where :func:`flex_attention_usable` says no (CPU, head
+    dim < 16, old torch...), the model is left as it is with one logged reason, never a crash."""
     hf = hf_model(model)
-    if not torch.cuda.is_available() or not getattr(hf, "_supports_flex_attn", False):
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dtype = next(hf.parameters()).dtype
+    except StopIteration:
+        dtype = torch.float32
+    ok, why = flex_attention_usable(device, head_dim(hf.config), dtype, bool(getattr(hf, "_supports_flex_attn", False)))
+    if not ok:
+        if device == "cuda":
+            logger.warning("FlexAttention not used (%s); keeping %s", why, attn_implementation(model))
         return False
     try:
         from torch.nn.attention import flex_attention  # noqa: F401
