@@ -33,3 +33,23 @@ def test_quickstart_tiny_end_to_end(tmp_path):
     again = subprocess.run([sys.executable, "-m", "rmforge", "quickstart", f"model={model}", f"output_dir={out}"],
                            capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
     assert again.returncode == 1 and "overwrite=true" in again.stderr
+
+
+def test_quickstart_overwrite_never_deletes_a_foreign_folder(tmp_path, monkeypatch):
+    """overwrite=true used to rmtree any folder; now only one rmforge created (checked before any work)."""
+    import pytest
+    from rich.console import Console
+
+    from rmforge.errors import OutputPathError
+    from rmforge.quickstart import QuickstartConfig, run_quickstart
+
+    mine = tmp_path / "notes"
+    mine.mkdir()
+    (mine / "todo.txt").write_text("keep me")
+    with pytest.raises(OutputPathError, match=r"refusing to replace quickstart output folder .*notes: rmforge did not create it"):
+        run_quickstart(QuickstartConfig(output_dir=str(mine), overwrite=True), Console(quiet=True))
+    monkeypatch.chdir(mine)
+    with pytest.raises(OutputPathError, match="it is the current folder or one of its parents"):
+        run_quickstart(QuickstartConfig(output_dir=".", overwrite=True), Console(quiet=True))
+    assert (mine / "todo.txt").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes"]  # no staging folder either
