@@ -24,8 +24,34 @@ def test_compute_score_dicts_have_fixed_keys():
     p = compute_score("d", "<score>2</score>", "3", {"task": "pointwise", "scale_min": 0.0, "scale_max": 4.0})
     assert p["score"] == pytest.approx(math.exp(-0.5)) and p["abs_error"] == 1.0
     q = compute_score("d", "nothing", "3", {"task": "pointwise", "scale_min": 0.0, "scale_max": 4.0})
-    assert set(q) == set(p) and q["score"] == 0.0 and math.isnan(q["abs_error"])
+    assert set(q) == set(p) and q["score"] == 0.0 and q["abs_error"] is None and q["pred"] is None
     assert compute_score("d", "<preference>A</preference>", "A", None, format_weight=0.5)["score"] == 1.5
+
+
+def _verl_mean(var_vals):
+    """verl 0.9.1 ``process_validation_metrics`` (verl/trainer/ppo/metric_utils.py), per variable:
+    ``var_vals = [value for value in var_vals if value is not None]``, skip empty or string lists,
+    then ``mean@N = float(np.mean(var_vals))``."""
+    import numpy as np
+
+    var_vals = [value for value in var_vals if value is not None]
+    if not var_vals or isinstance(var_vals[0], str):
+        return None
+    return float(np.mean(var_vals))
+
+
+def test_parse_failure_extras_survive_verl_validation_means():
+    """One unparsable pointwise answer must not turn verl's validation means into NaN (issue 16, 5a)."""
+    extra = {"task": "pointwise", "scale_min": 0.0, "scale_max": 4.0}
+    results = [compute_score("d", answer, "3", extra) for answer in ("<score>2</score>", "<score>3</score>", "nothing")]
+    # the reward loop (NaiveRewardManager.run_single) copies every key of the dict into reward_extra_info
+    infos = {key: [r[key] for r in results] for key in results[0]}
+    means = {key: _verl_mean(values) for key, values in infos.items()}
+    assert means["abs_error"] == pytest.approx(0.5) and means["pred"] == pytest.approx(2.5)
+    assert means["score"] == pytest.approx((math.exp(-0.5) + 1.0) / 3) and means["parse_ok"] == pytest.approx(2 / 3)
+    assert all(math.isfinite(v) for v in means.values())
+    # the old NaN placeholder poisons the same expression
+    assert math.isnan(_verl_mean([1.0, 0.0, float("nan")]))
 
 
 @pytest.fixture
@@ -50,7 +76,7 @@ def test_job_folder(tmp_path, pairwise_file):
     summary = train_judge(_cfg(tmp_path, pairwise_file, "verl.n_gpus_per_node=2", "lora.enabled=true"))
     job = tmp_path / "job"
     assert summary["train_rows"] == 6 and sorted(p.name for p in job.iterdir()) == \
-        ["job.json", "launch.sh", "reward.py", "train.parquet", "val.parquet"]
+        [".rmforge-output", "job.json", "launch.sh", "reward.py", "train.parquet", "val.parquet"]
     rows = pq.read_table(job / "train.parquet").to_pylist()
     assert rows[1]["reward_model"] == {"style": "rule", "ground_truth": "B"} and rows[1]["extra_info"]["task"] == "pairwise"
     launch = (job / "launch.sh").read_text()

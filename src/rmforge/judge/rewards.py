@@ -5,7 +5,7 @@
 - optional format reward: ``format_weight`` x (1 if the answer parses, else 0), added to either.
 
 :class:`JudgeReward` scores one answer into a dict (``score`` plus logged extras: ``acc``, ``parse_ok``,
-``abs_error``, ``pred``) and, called on a batch the TRL way, returns the list of scores while summing
+``abs_error``, ``pred``; None where there is no value) and, called on a batch the TRL way, returns the list of scores while summing
 statistics (:class:`JudgeStats`) that the trainers log as verdict accuracy, MAE and parse-failure rate.
 """
 
@@ -118,7 +118,11 @@ class JudgeReward:
         return parse_verdict(text, self.mode, low, high)
 
     def score(self, text: str, truth, low: float | None = None, high: float | None = None) -> dict:
-        """``{"score", "acc", "parse_ok", "abs_error", "pred"}`` for one answer (``pred``: NaN / -1 on failure)."""
+        """``{"score", "acc", "parse_ok", "abs_error", "pred"}`` for one answer.
+
+        On a parse failure ``abs_error`` is None and ``pred`` is None (pointwise) or -1.0 (pairwise): None,
+        never NaN, because verl's metric aggregation drops None values but averages NaN into every figure.
+        """
         return self._score(self.parse(text, low, high), truth, low, high)
 
     def _score(self, verdict: Verdict, truth, low, high) -> dict:
@@ -128,7 +132,7 @@ class JudgeReward:
             base = pointwise_reward(value, truth, low, high, self.k)
             err = abs(value - truth) if value is not None else None
             acc = value is not None and round(value) == round(truth) and abs(value - truth) < 0.5 + 1e-9
-            pred = float(value) if value is not None else float("nan")
+            pred = float(value) if value is not None else None
         else:
             base = pairwise_reward(value, truth)
             err, acc = None, base == 1.0

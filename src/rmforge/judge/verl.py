@@ -3,6 +3,9 @@
 :func:`compute_score` follows verl's custom reward signature
 ``(data_source, solution_str, ground_truth, extra_info=None, **kwargs) -> dict`` (``score`` plus the
 logged extras ``acc``, ``parse_ok``, ``pred`` and, pointwise, ``abs_error``: the same keys for every sample).
+A pointwise answer that does not parse has ``abs_error`` and ``pred`` None: verl's validation metrics
+(``process_validation_metrics``) drop None values before averaging, whereas one NaN would make the
+mean of every batch NaN.
 
 :func:`write_job` writes, atomically, ``OUT/``: ``train.parquet`` / ``val.parquet`` (verl's RL layout,
 the schema of ``rmforge data export --to verl``), ``reward.py`` (a reward module with this run's
@@ -20,7 +23,6 @@ verl cannot train on a CPU-only machine: :func:`run_job` and ``launch.sh`` stop 
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import shlex
@@ -38,7 +40,8 @@ FILES = ("train.parquet", "val.parquet", "reward.py", "job.json", "launch.sh")
 
 def compute_score(data_source, solution_str, ground_truth, extra_info=None, *, mode: str | None = None,
                   k: float = DEFAULT_K, format_weight: float = 0.0, **_) -> dict:
-    """verl reward: ``{"score", "acc", "parse_ok", "pred"[, "abs_error"]}`` for one generated answer."""
+    """verl reward: ``{"score", "acc", "parse_ok", "pred"[, "abs_error"]}`` for one generated answer
+    (``pred`` / ``abs_error`` None when a pointwise answer does not parse)."""
     extra = extra_info or {}
     mode = mode or extra.get("task") or ("pairwise" if str(ground_truth).strip().casefold() in ("a", "b", "tie")
                                          else "pointwise")
@@ -46,8 +49,6 @@ def compute_score(data_source, solution_str, ground_truth, extra_info=None, *, m
                                                        extra.get("scale_max"))
     if mode == "pairwise":
         result.pop("abs_error")
-    elif result["abs_error"] is None:
-        result["abs_error"] = math.nan
     return result
 
 
@@ -188,7 +189,7 @@ def write_job(cfg, train: list, val: list) -> Path:
                else "1 for the correct verdict (A, B or tie), else 0")
     if cfg.grpo.format_weight:
         formula += f", plus {cfg.grpo.format_weight} when it parses"
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, cfg.overwrite, "verl job folder") as tmp:
         write_records(tmp / "train.parquet", _verl_rows(train, cfg.mode, "train"), schema=VERL_SCHEMA)
         write_records(tmp / "val.parquet", _verl_rows(val, cfg.mode, "validation"), schema=VERL_SCHEMA)
         (tmp / "reward.py").write_text(REWARD_MODULE.format(version=__version__, mode=cfg.mode, k=cfg.grpo.k,
