@@ -76,3 +76,58 @@ def test_failed_write_leaves_no_file(tmp_path):
         with pytest.raises(RuntimeError):
             write_samples(tmp_path / name, boom())
         assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- lone surrogates, TRL message keys (issue 16)
+BAD = "x\ud800"  # what json.loads makes of the valid JSON string "x\ud800"
+
+
+@pytest.mark.parametrize("record, field", [
+    ({"prompt": [{"role": "user", "content": BAD}]}, "prompt.0.content"),
+    ({"chosen": [{"role": "assistant", "content": "a", "reasoning": BAD}]}, "chosen.0.reasoning"),
+    ({"id": BAD}, "id"),
+    ({"subset": BAD}, "subset"),
+    ({"metadata": {"note": ["ok", BAD]}}, "metadata"),
+    ({"chosen": [{"role": "assistant", "content": "", "tool_calls": [{"function": {"name": BAD}}]}]}, "chosen.0"),
+])
+def test_lone_surrogate_is_a_located_error(tmp_path, record, field):
+    import json
+
+    from rmforge.data.schema import first_error
+
+    base = {"id": "s", "prompt": [{"role": "user", "content": "q"}], "chosen": [{"role": "assistant", "content": "a"}],
+            "rejected": [{"role": "assistant", "content": "b"}]}
+    with pytest.raises(ValidationError) as exc:
+        Sample.from_record(base | record)
+    loc, msg = first_error(exc.value)
+    assert (loc, msg) == (field, "lone surrogate \\ud800 at character 1 (not valid Unicode text; "
+                                 "send UTF-8 or a valid \\uXXXX pair)")
+    path = tmp_path / "bad.jsonl"  # as read from a file: the escaped form is valid JSON
+    path.write_text(json.dumps(base) + "\n" + json.dumps(base | record) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=rf"line 2.*{field}.*lone surrogate \\ud800"):
+        load_samples(path)
+
+
+def test_valid_surrogate_pair_text_is_accepted():
+    import json
+
+    assert Message(**json.loads('{"role": "user", "content": "\\ud83d\\ude00"}')).content == "\U0001F600"
+
+
+def test_trl_parse_response_keys_round_trip(tmp_path):
+    """TRL's parse_response gives reasoning_content and tool_calls; tool messages carry a name."""
+    call = [{"type": "function", "function": {"name": "multiply", "arguments": {"a": 3, "b": 4}}}]
+    msg = Message(**{"role": "assistant", "content": "", "reasoning_content": "3*4", "tool_calls": call})
+    assert msg.reasoning == "3*4" and msg.tool_calls == call and not msg.is_empty
+    assert Message(role="assistant", content=None, tool_calls=call).content == ""
+    assert Message(role="assistant", content="", thinking="t").reasoning == "t"
+    assert Message(role="assistant", content=" ").is_empty
+    with pytest.raises(ValidationError, match="'reasoning_content' and 'reasoning' differ"):
+        Message(role="assistant", content="x", reasoning="a", reasoning_content="b")
+    with pytest.raises(ValidationError):  # content null is only allowed beside tool calls
+        Message(role="assistant", content=None)
+    s = Sample(id="t", prompt=[user("3*4?")], response=[msg, Message(role="tool", name="multiply", content="12"),
+                                                         assistant("12")], scores={"ok": 1.0})
+    for name in ("t.jsonl", "t.parquet"):
+        write_samples(tmp_path / name, [s])
+        assert load_samples(tmp_path / name) == [s]

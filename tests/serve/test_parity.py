@@ -113,3 +113,55 @@ def test_pair_encoder_parity(bert_dir):
     assert got["rewards"] == pytest.approx(want, abs=1e-5)
     assert full["rewards"] == pytest.approx(want, abs=1e-5)
     assert got["normalized_rewards"] is None  # not a run directory
+
+
+# ---------------------------------------------------------------- one bad request never fails its batch-mates
+def test_poisoned_job_gets_its_own_422_and_batch_mates_their_solo_rewards(run_client, demo):
+    """A lone surrogate that got past the schema (Message.model_construct) crashes the tokenizer; the
+    merged run answers the other jobs exactly as when each runs alone."""
+    from rmforge.data.schema import Message
+    from rmforge.serve.backend import Group, ItemError, TextItem
+
+    _, backend = run_client
+    bad = Message.model_construct(role="user", content="x\ud800", reasoning=None, tool_calls=None, name=None)
+    normal = [[Group(s.prompt, [s.chosen, s.rejected])] for s in demo[40:43]]
+    poisoned = [Group(demo[43].prompt, [demo[43].chosen]), Group([bad], [demo[43].chosen])]
+    solo = [backend.run([job])[0] for job in normal]
+    merged = backend.run([normal[0], poisoned, normal[1], [TextItem("x\ud800")], normal[2]])
+    for got, want in zip([merged[0], merged[2], merged[4]], solo):
+        assert got[0] == pytest.approx(want[0], abs=1e-5)  # padding differs in the merged forward
+    for out, index in ((merged[1], 1), (merged[3], 0)):
+        assert isinstance(out, ItemError) and (out.status, out.index) == (422, index)
+        assert out.reason.startswith("cannot be encoded: TypeError")
+
+
+def test_lone_surrogate_is_rejected_naming_the_field():
+    """The request schemas refuse text with a lone surrogate (json.loads of "x\\ud800"), naming the field."""
+    import json
+
+    from pydantic import ValidationError
+
+    from rmforge.data.schema import first_error
+    from rmforge.serve.schemas import GetRewardRequest, ScoreRequest
+
+    with pytest.raises(ValidationError, match=r"query\[1\]: lone surrogate \\ud800 at character 1"):
+        GetRewardRequest.model_validate(json.loads('{"query": ["ok", "x\\ud800"]}'))
+    with pytest.raises(ValidationError, match=r"prompts\[0\]: lone surrogate"):
+        GetRewardRequest.model_validate(json.loads('{"query": ["ok"], "prompts": ["\\udc00"]}'))
+    with pytest.raises(ValidationError) as exc:
+        ScoreRequest.model_validate(json.loads('{"items": [{"prompt": "hi", "response": '
+                                               '[{"role": "assistant", "content": "x\\udfff"}]}]}'))
+    assert first_error(exc.value) == ("items.0.response.0.content", "lone surrogate \\udfff at character 1 "
+                                      "(not valid Unicode text; send UTF-8 or a valid \\uXXXX pair)")
+
+
+@pytest.mark.xfail(raises=UnicodeEncodeError, strict=False,
+                   reason="FastAPI's default 422 handler echoes the input and cannot encode the surrogate: "
+                          "needs a RequestValidationError handler in serve/app.py (H3)")
+def test_lone_surrogate_body_is_a_422_over_http(run_client):
+    client, _ = run_client
+    raw = {"/get_reward": b'{"query": ["ok", "x\\ud800"]}',
+           "/score": b'{"items": [{"prompt": "hi", "response": [{"role": "assistant", "content": "x\\udfff"}]}]}'}
+    for path, body in raw.items():
+        got = client.post(path, content=body, headers={"content-type": "application/json"})
+        assert got.status_code == 422 and "lone surrogate" in got.text

@@ -15,23 +15,103 @@ conversational format, so multi-message answers and reasoning text survive.
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 Role = Literal["system", "user", "assistant", "tool"]
 KINDS = ("pair", "nway", "pointwise")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def surrogate_error(value: str) -> str | None:
+    """Why ``value`` is not valid Unicode text (a lone UTF-16 surrogate such as JSON's ``"\\ud800"``), else None."""
+    m = _SURROGATE.search(value)
+    return None if m is None else (f"lone surrogate \\u{ord(m.group()):04x} at character {m.start()} "
+                                   "(not valid Unicode text; send UTF-8 or a valid \\uXXXX pair)")
+
+
+def _valid_text(value: str) -> str:
+    why = surrogate_error(value)
+    if why:
+        raise ValueError(why)
+    return value
+
+
+def _valid_tree(value: Any) -> Any:
+    """Reject lone surrogates anywhere in free-form JSON values (metadata, tool calls)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            _valid_text(v)
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+    return value
+
+
+Text = Annotated[str, AfterValidator(_valid_text)]
+"""A string that is valid Unicode text (no lone surrogates: they cannot be tokenised or written as UTF-8)."""
+
+
+REASONING_KEYS = ("reasoning_content", "thinking")
+"""Other names of ``reasoning`` accepted on input (TRL's ``parse_response``, OpenAI-style APIs, some templates)."""
 
 
 class Message(BaseModel):
-    """One chat turn."""
+    """One chat turn.
+
+    ``reasoning`` may also be given as ``reasoning_content`` or ``thinking``; ``tool_calls`` (an
+    assistant's calls, as in TRL's ``parse_response`` / OpenAI messages) and ``name`` (a tool
+    message's tool) are passed to the chat template as they are. A message with ``tool_calls`` may
+    have ``content`` null (read as "").
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     role: Role
-    content: str
-    reasoning: str | None = None
+    content: Text
+    reasoning: Text | None = None
     """Optional reasoning/thinking text that preceded ``content`` (assistant turns)."""
+    tool_calls: list[dict[str, Any]] | None = None
+    """Tool calls of an assistant turn (``[{"type": "function", "function": {"name", "arguments"}}]``)."""
+    name: Text | None = None
+    """The tool's name on a ``tool`` message."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _aliases(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        if not any(k in data for k in REASONING_KEYS) and data.get("content", "") is not None:
+            return data
+        data = dict(data)
+        for key in REASONING_KEYS:
+            if key in data:
+                value = data.pop(key)
+                if value is None:
+                    continue
+                if data.get("reasoning") not in (None, value):
+                    raise ValueError(f"'{key}' and 'reasoning' differ (give one of them)")
+                data["reasoning"] = value
+        if data.get("content", "") is None and data.get("tool_calls"):
+            data["content"] = ""
+        return data
+
+    @model_validator(mode="after")
+    def _valid_calls(self) -> "Message":
+        if self.tool_calls is not None:
+            _valid_tree(self.tool_calls)
+        return self
+
+    @property
+    def is_empty(self) -> bool:
+        """No content, no reasoning and no tool calls (blank text counts as none)."""
+        return not self.content.strip() and not (self.reasoning or "").strip() and not self.tool_calls
 
 
 Conversation = list[Message]
@@ -56,7 +136,7 @@ class Sample(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str
+    id: Text
     prompt: Conversation = Field(default_factory=list)
     """The conversation so far; empty for prompt-less data."""
     # pairwise
@@ -71,19 +151,19 @@ class Sample(BaseModel):
     ranks: list[int] | None = None
     """Rank per candidate, 1 = best; equal ranks mean ties."""
     candidate_scores: list[float] | None = None
-    candidate_labels: list[str] | None = None
+    candidate_labels: list[Text] | None = None
     """Free per-candidate tags, e.g. ``chosen/concise`` for RM-Bench style variants."""
     # pointwise
     response: Conversation | None = None
-    scores: dict[str, float] | None = None
+    scores: dict[Text, float] | None = None
     """Named attribute scores, e.g. HelpSteer2's helpfulness..verbosity."""
     scale: Scale | None = None
     # bookkeeping
-    source: str | None = None
-    subset: str | None = None
-    category: str | None = None
-    split: str | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    source: Text | None = None
+    subset: Text | None = None
+    category: Text | None = None
+    split: Text | None = None
+    metadata: Annotated[dict[str, Any], AfterValidator(_valid_tree)] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _one_kind(self) -> "Sample":
@@ -152,12 +232,13 @@ def first_error(exc: ValidationError) -> tuple[str, str]:
     """(dotted field path, message) of a pydantic validation error's first problem."""
     err = exc.errors()[0]
     loc = ".".join(str(p) for p in err.get("loc", ()))
-    return loc or "sample", err.get("msg", str(exc))
+    return loc or "sample", str(err.get("msg", exc)).removeprefix("Value error, ")
 
 
 # ---------------------------------------------------------------- Arrow / Parquet layout
 
-_MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string()), ("reasoning", pa.string())])
+_MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string()), ("reasoning", pa.string()),
+                      ("tool_calls", pa.string()), ("name", pa.string())])  # tool_calls: JSON text
 _CONV = pa.list_(_MESSAGE)
 
 ARROW_SCHEMA = pa.schema([
@@ -189,6 +270,10 @@ def samples_to_table(samples: list[Sample]) -> pa.Table:
         row = s.model_dump(mode="json")
         row["scores"] = list(row["scores"].items()) if row["scores"] is not None else None
         row["metadata"] = json.dumps(row["metadata"], ensure_ascii=False) if row["metadata"] else None
+        for conv in _conversations(row):
+            for m in conv:
+                if m.get("tool_calls") is not None:
+                    m["tool_calls"] = json.dumps(m["tool_calls"], ensure_ascii=False)
         rows.append(row)
     return pa.Table.from_pylist(rows, schema=ARROW_SCHEMA)
 
@@ -204,13 +289,22 @@ def row_to_record(row: dict[str, Any]) -> dict[str, Any]:
         row["tie"] = False
     for key in ("prompt", "chosen", "rejected", "response"):
         if row.get(key) is not None:
-            row[key] = [_drop_none_reasoning(m) for m in row[key]]
+            row[key] = [_message_record(m) for m in row[key]]
     if row.get("candidates") is not None:
-        row["candidates"] = [[_drop_none_reasoning(m) for m in c] for c in row["candidates"]]
+        row["candidates"] = [[_message_record(m) for m in c] for c in row["candidates"]]
     if row.get("prompt") is None:
         row["prompt"] = []
     return row
 
 
-def _drop_none_reasoning(message: dict[str, Any]) -> dict[str, Any]:
-    return message if message.get("reasoning") is not None else {"role": message["role"], "content": message["content"]}
+def _conversations(row: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    convs = [row[k] for k in ("prompt", "chosen", "rejected", "response") if row.get(k) is not None]
+    return convs + list(row.get("candidates") or [])
+
+
+def _message_record(message: dict[str, Any]) -> dict[str, Any]:
+    """A message from an Arrow row: optional fields left out when null, ``tool_calls`` parsed from JSON."""
+    out = {k: v for k, v in message.items() if v is not None or k in ("role", "content")}
+    if isinstance(out.get("tool_calls"), str):
+        out["tool_calls"] = json.loads(out["tool_calls"])
+    return out

@@ -108,17 +108,29 @@ class ScalarBackend:
     # ------------------------------------------------------------------ scoring
     def run(self, jobs: list[list[Item]]) -> list[list[list[float]] | ItemError]:
         """Rewards per job (per item, one per response), in one merged forward over all jobs."""
-        encoded: list[list[EncodedSample] | ItemError] = []
-        for job in jobs:
-            try:
-                encoded.append(self.encode(job))
-            except ItemError as exc:
-                encoded.append(exc)
+        encoded = [self._encode_job(job) for job in jobs]
         flat = [s for e in encoded if not isinstance(e, ItemError) for s in e]
         rewards = iter(self.scorer.score_encoded(flat))
         self.stats["steps"] += 1
         self.stats["rows"] += sum(len(s.encodings) for s in flat)
         return [e if isinstance(e, ItemError) else [next(rewards) for _ in e] for e in encoded]
+
+    def _encode_job(self, job: list[Item]) -> list[EncodedSample] | ItemError:
+        """One job's encodings, or its own ItemError: any failure (a tokenizer error on text the
+        schema let through, a template error) stays with the job and never reaches its batch-mates."""
+        try:
+            return self.encode(job)
+        except ItemError as exc:
+            return exc
+        except Exception as exc:  # locate the item that fails alone, for the message
+            for i, item in enumerate(job):
+                try:
+                    self.encode([item])
+                except ItemError as one:
+                    return ItemError(i, one.reason, one.status)
+                except Exception as one:
+                    return ItemError(i, f"cannot be encoded: {type(one).__name__}: {one}", 422)
+            return ItemError(0, f"cannot be encoded: {type(exc).__name__}: {exc}", 422)
 
     def score(self, items: list[Item]) -> list[list[float]]:
         """Rewards of one job, raising :class:`ItemError` (the local grader's path)."""

@@ -254,8 +254,8 @@ class JudgeBackend:
         plans: list[list[list[str]] | ItemError] = []
         for job in jobs:
             try:
-                plans.append([self.prompts(i, item) for i, item in enumerate(job)])
-            except ItemError as exc:
+                plans.append([self._prompts_of(i, item) for i, item in enumerate(job)])
+            except ItemError as exc:  # stays with its job: batch-mates are never touched
                 plans.append(exc)
         unique = list(dict.fromkeys(p for plan in plans if not isinstance(plan, ItemError)
                                     for item in plan for p in item))
@@ -280,6 +280,15 @@ class JudgeBackend:
         if isinstance(out, ItemError):
             raise out
         return out
+
+    def _prompts_of(self, index: int, item: Item) -> list[str]:
+        """:meth:`prompts`, any failure (template, tokenizer) as the item's own 422 ItemError."""
+        try:
+            return self.prompts(index, item)
+        except ItemError:
+            raise
+        except Exception as exc:
+            raise ItemError(index, f"cannot be encoded: {type(exc).__name__}: {exc}", 422) from None
 
     def prompts(self, index: int, item: Item) -> list[str]:
         """The rendered judge prompts (chat template applied) of one item, in judging order."""

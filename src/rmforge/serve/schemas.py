@@ -1,8 +1,11 @@
 """Request bodies of the HTTP API (pydantic: a bad body is a 422 naming the field).
 
-A conversation is either a list of ``{role, content, reasoning?}`` messages or a plain string: a
-string prompt is one user message (``""``: no prompt), a string response one assistant message.
-Responses must have non-blank content.
+A conversation is either a list of messages (``{role, content, reasoning?, tool_calls?, name?}``;
+``reasoning_content``/``thinking`` are read as ``reasoning``) or a plain string: a string prompt is one
+user message (``""``: no prompt), a string response one assistant message. A response must not be
+empty (no content, reasoning or tool calls in any message): 422 (the grader answers None for an
+empty completion without asking the server). Text with a lone UTF-16 surrogate (JSON ``"\\ud800"``)
+is a 422 naming the field.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from rmforge.data.schema import Message
+from rmforge.data.schema import Message, surrogate_error
 
 
 def _prompt(value):
@@ -26,9 +29,14 @@ def _response(value):
     if isinstance(value, list):
         if not value:
             raise ValueError("a response needs at least one message")
-        if all(isinstance(m, dict) and not str(m.get("content", "")).strip() for m in value):
+        if all(isinstance(m, dict) and _empty(m) for m in value):
             raise ValueError("the response is empty")
     return value
+
+
+def _empty(message: dict) -> bool:
+    reasoning = next((message[k] for k in ("reasoning", "reasoning_content", "thinking") if message.get(k)), "")
+    return not str(message.get("content") or "").strip() and not str(reasoning).strip() and not message.get("tool_calls")
 
 
 Prompt = Annotated[list[Message], BeforeValidator(_prompt)]
@@ -82,6 +90,11 @@ class GetRewardRequest(BaseModel):
         blank = [i for i, q in enumerate(self.query) if not q.strip()]
         if blank:
             raise ValueError(f"query[{blank[0]}] is empty")
+        for name, texts in (("query", self.query), ("prompts", self.prompts or [])):
+            for i, text in enumerate(texts):
+                why = surrogate_error(text)
+                if why:
+                    raise ValueError(f"{name}[{i}]: {why}")
         if self.prompts is not None and len(self.prompts) != len(self.query):
             raise ValueError(f"'prompts' has {len(self.prompts)} entries for {len(self.query)} queries")
         return self
