@@ -161,3 +161,17 @@ def test_pointwise_multi_attribute(setup, tmp_path):
     with pytest.raises(RmforgeError, match="holds pair samples.*use rmforge train bt"):
         train_bt(load_config(None, args[:1] + [f"data.train={setup / 'train.jsonl'}", f"output_dir={tmp_path / 'x'}"],
                              cls=PointwiseConfig))
+
+
+def test_no_validation_data_records_no_normalization(setup, tmp_path):
+    """Without validation data the manifest says there is no normalisation (it used to claim mean 0 / std 1
+    'from validation rewards'); a reader looking for ``mean`` finds none."""
+    from rmforge.train.trainer import reward_normalization
+
+    out = tmp_path / "run"
+    train_bt(cfg(setup, out, "data.validation=null"))
+    norm = json.loads((out / "manifest.json").read_text())["normalization"]
+    assert norm == {"source": "none", "reason": "no validation data: mean and std of the rewards are unknown"}
+    assert "mean" not in norm and "std" not in norm
+    assert reward_normalization([1.0, 3.0, float("nan")]) == {"mean": 2.0, "std": 1.0, "source": "validation rewards",
+                                                              "count": 2}

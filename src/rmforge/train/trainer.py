@@ -413,14 +413,12 @@ def _finish(cfg, engine, model, prep, state, log, out, final_eval: tuple | None)
 
             save_validation_rewards(out, [r[0] for _, r in pairs], [r[1] for _, r in pairs],
                                     [s.sample_id or str(s.index) for s, _ in pairs])
-        mean = sum(flat) / len(flat) if flat else 0.0
-        std = math.sqrt(sum((r - mean) ** 2 for r in flat) / len(flat)) if flat else 1.0
+        normalization = reward_normalization(flat)
         manifest = {
             "rmforge_version": __version__, "kind": cfg.kind, "model": cfg.model, "model_info": prep.model_info,
             "encoding": prep.encoder.info(), "pad_token_id": prep.tokenizer.pad_token_id,
             "eos_token_id": prep.tokenizer.eos_token_id, "max_length": cfg.max_length,
-            "length_policy": cfg.length_policy, "normalization": {"mean": mean, "std": std or 1.0,
-                                                                   "source": "validation rewards"},
+            "length_policy": cfg.length_policy, "normalization": normalization,
             "data": {"fingerprints": prep.fingerprints, **prep.stats}, "precision": engine.precision,
             "world_size": engine.world, "summary": summary, "attributes": prep.attributes, "tie_model": prep.tie_model,
             "reward_weights": getattr(net.config, "rmforge_reward_weights", None),
@@ -430,6 +428,17 @@ def _finish(cfg, engine, model, prep, state, log, out, final_eval: tuple | None)
         log.close()
     engine.barrier()
     return summary
+
+
+def reward_normalization(rewards: list[float]) -> dict:
+    """The manifest's ``normalization``: mean and std of the final model's validation rewards, or, without
+    validation rewards, ``{"source": "none"}`` and no mean/std (a reader then has nothing to normalise by)."""
+    finite = [r for r in rewards if math.isfinite(r)]
+    if not finite:
+        return {"source": "none", "reason": "no validation data: mean and std of the rewards are unknown"}
+    mean = sum(finite) / len(finite)
+    std = math.sqrt(sum((r - mean) ** 2 for r in finite) / len(finite))
+    return {"mean": mean, "std": std or 1.0, "source": "validation rewards", "count": len(finite)}
 
 
 def optimizer_step(engine, model, optimizer, scheduler, max_grad_norm: float | None, state: dict, batch: int) -> float:
