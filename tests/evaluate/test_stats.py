@@ -22,7 +22,8 @@ def test_bootstrap_float_values_and_edge_cases():
     low, high = bootstrap_ci(x, n_boot=500)
     assert low < x.mean() < high and high - low == pytest.approx(2 * 1.96 / math.sqrt(300), rel=0.25)
     assert all(math.isnan(v) for v in bootstrap_ci([]))
-    assert bootstrap_ci([1, 1, 1]) == (1.0, 1.0)
+    assert bootstrap_ci([1, 1, 1]) == (1.0, 1.0)  # a constant's bootstrap is a point: 0/1 accuracies use Wilson
+    assert accuracy_with_ci([1, 1, 1]).ci_low < 1.0
     with pytest.raises(ValueError):
         bootstrap_ci([0, 1], alpha=0)
 
@@ -50,6 +51,28 @@ def test_accuracy_with_ci():
     assert (acc.accuracy, acc.n) == (0.75, 4) and acc.ci_low <= 0.75 <= acc.ci_high
     assert accuracy_with_ci([]).n == 0 and math.isnan(accuracy_with_ci([]).accuracy)
     assert "n=4" in str(acc)
+
+
+def test_zero_one_accuracy_gets_scipys_wilson_interval_never_zero_width():
+    from scipy.stats import binomtest
+
+    all_right = accuracy_with_ci([1] * 28)
+    assert all_right.accuracy == 1.0 and all_right.ci_high == 1.0
+    assert all_right.ci_low == pytest.approx(0.8793566952, abs=1e-9) and all_right.ci_low < 1.0
+    one_wrong = accuracy_with_ci([1] * 27 + [0])
+    assert (round(one_wrong.ci_low, 3), round(one_wrong.ci_high, 3)) == (0.823, 0.994)
+    ci = binomtest(27, 28).proportion_ci(method="wilson")  # the peer call, verbatim
+    assert (one_wrong.ci_low, one_wrong.ci_high) == (pytest.approx(ci.low), pytest.approx(ci.high))
+    ci90 = binomtest(3, 10).proportion_ci(confidence_level=0.9, method="wilson")
+    assert st.wilson_ci(3, 10, alpha=0.1) == (pytest.approx(ci90.low), pytest.approx(ci90.high))
+    none_right = accuracy_with_ci([0] * 5)
+    assert none_right.ci_low == 0.0 and none_right.ci_high == pytest.approx(0.4344824648)
+    assert all(math.isnan(v) for v in st.wilson_ci(0, 0))
+
+
+def test_fractional_credits_keep_the_bootstrap():
+    x = [1, 0.5, 0, 1, 1, 0.5, 1, 0]
+    assert (accuracy_with_ci(x).ci_low, accuracy_with_ci(x).ci_high) == bootstrap_ci(x)
 
 
 def test_length_baselines_by_hand():

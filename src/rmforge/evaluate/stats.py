@@ -1,5 +1,9 @@
-"""Statistics for reward-model evaluation: seeded bootstrap intervals and length diagnostics.
+"""Statistics for reward-model evaluation: Wilson and seeded bootstrap intervals, length diagnostics.
 
+* :func:`wilson_ci`: the Wilson score interval of a 0/1 accuracy (``k`` of ``n``), through
+  ``scipy.stats.binomtest(k, n).proportion_ci(method="wilson")``. It never collapses to a point:
+  28/28 gives [0.879, 1], 27/28 gives [0.823, 0.994] (the percentile bootstrap gave [1, 1] and
+  [0.893, 1]). :func:`accuracy_with_ci` uses it whenever every value is 0 or 1.
 * :func:`bootstrap_ci`: percentile bootstrap of the mean, vectorised in numpy. Values taking few
   distinct levels (0/1 correctness, 0/0.5/1 baseline credit) are resampled through multinomial
   counts, which has exactly the distribution of resampling the values themselves at O(levels) per
@@ -25,7 +29,7 @@ _CHUNK_CELLS = 1 << 22  # indices drawn per chunk in the index bootstrap
 
 @dataclass(frozen=True)
 class Accuracy:
-    """A mean with its bootstrap interval and the number of items behind it."""
+    """A mean with its interval (Wilson for 0/1 values, else bootstrap) and the number of items behind it."""
 
     accuracy: float
     ci_low: float
@@ -65,12 +69,33 @@ def bootstrap_ci(values: Iterable[float], n_boot: int = 1000, alpha: float = 0.0
     return float(low), float(high)
 
 
+def wilson_ci(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+    """Wilson score interval ``(low, high)`` of ``k`` successes in ``n`` trials; NaN for ``n = 0``."""
+    from scipy.stats import binomtest
+
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if n == 0:
+        return math.nan, math.nan
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=1 - alpha, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def is_binary(values: np.ndarray) -> bool:
+    """Whether every value is exactly 0 or 1 (a plain accuracy, where the Wilson interval applies)."""
+    return bool(np.all((values == 0) | (values == 1)))
+
+
 def accuracy_with_ci(correct: Iterable[float], n_boot: int = 1000, alpha: float = 0.05, seed: int = 0) -> Accuracy:
-    """Mean of per-item credits (0/1, or fractions) with its bootstrap interval."""
+    """Mean of per-item credits with its interval: Wilson when every credit is 0 or 1, else (fractional
+    credits such as 0.5 for a length tie) the seeded percentile bootstrap."""
     x = np.asarray(list(correct), dtype=np.float64)
     if x.size == 0:
         return Accuracy(math.nan, math.nan, math.nan, 0)
-    low, high = bootstrap_ci(x, n_boot, alpha, seed)
+    if is_binary(x):
+        low, high = wilson_ci(int(x.sum()), int(x.size), alpha)
+    else:
+        low, high = bootstrap_ci(x, n_boot, alpha, seed)
     return Accuracy(float(x.mean()), low, high, int(x.size))
 
 

@@ -4,7 +4,10 @@
 input order, through the :class:`~rmforge.evaluate.scorer.Scorer`), then computes:
 
 * every reported figure (subsets, sections/domains, difficulties, the score) with a seeded
-  stratified bootstrap interval (:func:`rmforge.evaluate.rules.bootstrap_statistic`);
+  stratified bootstrap interval (:func:`rmforge.evaluate.rules.bootstrap_statistic`), except a
+  subset whose items all score 0 or 1 (a plain accuracy), which gets the Wilson interval
+  (:func:`rmforge.evaluate.stats.wilson_ci`); weighted sections, domains, the score and
+  fractional credits (RewardBench 2 ties 1/k, the Ties formula) keep the bootstrap;
 * the same figures for a "length-only" reward model (reward = characters of the response), so
   each row shows what "longer wins" earns under the benchmark's own rule;
 * pairwise diagnostics (calibration, length baselines, length-matched accuracy, reward-length
@@ -26,6 +29,7 @@ from rmforge.data.schema import Sample, text
 from rmforge.errors import RmforgeError
 from rmforge.evaluate import diagnostics as dg
 from rmforge.evaluate import rules
+from rmforge.evaluate import stats as st
 from rmforge.evaluate.benchmarks import (BenchmarkSpec, build_strata, check_samples, comparisons, figure_sizes,
                                          get_spec, n_chosen_of)
 from rmforge.evaluate.preference import RunResult, _clean, _fmt
@@ -167,7 +171,19 @@ def compute_figures(spec: BenchmarkSpec, records: Sequence[dict], n_boot: int, a
     length_strata = build_strata(spec, [r for r in records if r["rewards"] is not None], key="lengths")
     longer = rules.bootstrap_statistic(length_strata, spec.statistic, 1, alpha, seed)
     sizes = figure_sizes(spec, strata, list(stats))
+    stats.update({k: v for k, v in wilson_subsets(strata, alpha).items() if k in stats})
     return {k: Figure(v, lo, hi, sizes[k], longer.get(k, (math.nan,))[0]) for k, (v, lo, hi) in stats.items()}
+
+
+def wilson_subsets(strata: rules.Strata, alpha: float) -> dict[str, tuple[float, float, float]]:
+    """``{"subset:<name>": (accuracy, low, high)}`` with the Wilson interval for each one-column stratum
+    whose items all score 0 or 1; other strata (fractional or composite) keep their bootstrap interval."""
+    out = {}
+    for name, (_, rows) in strata.items():
+        if rows.shape[1] == 1 and st.is_binary(rows[:, 0]):
+            k, n = int(rows[:, 0].sum()), int(rows.shape[0])
+            out[f"subset:{name}"] = (k / n, *st.wilson_ci(k, n, alpha))
+    return out
 
 
 def evaluate_benchmark(scorer, benchmark: str, samples: Sequence[Sample], *, n_boot: int = 1000, seed: int = 0,
