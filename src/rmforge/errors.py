@@ -55,3 +55,7 @@ class OutputExistsError(RmforgeError):
 class OutputPathError(RmforgeError):
     """An output path that cannot be used: a folder where a file is expected, an unwritable folder,
     or a folder ``overwrite`` may not replace (rmforge did not create it, or it is ``.``/``$HOME``/``/``)."""
+
+
+class NonFiniteLossError(RmforgeError):
+    """Training stopped because the loss became NaN or infinite (no model is saved from that state)."""

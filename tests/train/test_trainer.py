@@ -175,3 +175,32 @@ def test_no_validation_data_records_no_normalization(setup, tmp_path):
     assert "mean" not in norm and "std" not in norm
     assert reward_normalization([1.0, 3.0, float("nan")]) == {"mean": 2.0, "std": 1.0, "source": "validation rewards",
                                                               "count": 2}
+
+
+def test_non_finite_loss_stops_training_with_a_clear_error(setup, tmp_path):
+    """An absurd learning rate without clipping makes the step-2 loss NaN: training stops before that step's
+    update with the step, the value and hints; no final model, manifest or best checkpoint from the broken
+    state; the CLI exits 1 with the one-line message."""
+    from typer.testing import CliRunner
+
+    from rmforge.cli import app
+    from rmforge.errors import NonFiniteLossError
+
+    args = ["train.lr=1e30", "train.max_grad_norm=null", "train.warmup_ratio=0", "eval.every_steps=1",
+            "train.max_steps=6"]
+    out = tmp_path / "run"
+    with pytest.raises(NonFiniteLossError) as info:
+        train_bt(cfg(setup, out, *args))
+    assert str(info.value) == ("training stopped at step 2 of 6: the loss is nan (not finite), so no model was saved "
+                               "from this state. Try: lower train.lr (now 1e+30); set train.max_grad_norm (now off, "
+                               "e.g. 1.0)")
+    assert not (out / "model.safetensors").exists() and not (out / "manifest.json").exists()
+    rows = read_metrics(out)
+    assert rows[-1] == {"event": "non_finite_loss", "step": 2, "loss": "nan"}
+    assert [r["step"] for r in rows if r.get("event") == "eval"] == [1]  # the best is step 1, before the NaN
+    result = CliRunner().invoke(app, ["train", "bt", f"model={setup / 'tiny'}", f"data.train={setup / 'train.jsonl'}",
+                                      f"output_dir={tmp_path / 'cli'}", "train.precision=fp32", "seed=0",
+                                      "train.batch_size=8", "logging.progress=false", *args])
+    assert result.exit_code == 1
+    assert "error: training stopped at step 2 of 6: the loss is nan (not finite)" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "cli" / "manifest.json").exists()

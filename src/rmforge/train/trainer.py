@@ -257,17 +257,21 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
                 parts = [[mine[k] for k in g] for g in split_by_tokens([doc_lens[i] for i in mine], opt.token_budget)]
             else:
                 parts = split_micro(mine, micro)
+            bad_loss = None
             for j, part in enumerate(parts):
                 with engine.no_sync(model, j == len(parts) - 1):
                     with engine.autocast():
                         loss_sum, stats = batch_loss(model, [prep.train[i] for i in part], pad_id, loss_cfg,
                                                      engine.device, packing, buckets)
                     engine.backward(loss_sum * (engine.world / len(items)))
+                if bad_loss is None and not math.isfinite(stats["loss_sum"]):
+                    bad_loss = stats["loss_sum"] / stats["samples"]
                 window.add(stats)
                 padding[0] += stats["tokens"]
                 padding[1] += stats["positions"]
             if not parts:  # a rank with no item this step still joins the all-reduce
                 engine.backward(sum(p.sum() * 0.0 for p in model.parameters()))
+            check_finite_loss(engine, cfg, bad_loss, state["step"] + 1, total, out, log)
             window.grad_norm = optimizer_step(engine, model, optimizer, scheduler, opt.max_grad_norm, state, bi)
             bar.update(1)
             step = state["step"]
@@ -295,6 +299,31 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
     bar.close()
     _, final_eval = _evaluate(cfg, engine, model, prep, state, log, out, final=True)
     return _finish(cfg, engine, model, prep, state, log, out, final_eval)
+
+
+def check_finite_loss(engine, cfg, bad_loss: float | None, step: int, total: int, out: Path, log) -> None:
+    """Stop training before the optimizer applies a NaN/inf loss's gradients (every process stops at the
+    same step: the flags are summed across processes). Nothing is saved from the broken state."""
+    flagged = bad_loss is not None
+    if engine.world > 1:
+        flagged = engine.sum([float(flagged)])[0] > 0
+    if not flagged:
+        return
+    from rmforge.errors import NonFiniteLossError
+
+    opt = cfg.train
+    hints = [f"lower train.lr (now {opt.lr:g})"]
+    if opt.max_grad_norm is None:
+        hints.append("set train.max_grad_norm (now off, e.g. 1.0)")
+    if engine.precision != "fp32":
+        hints.append(f"use train.precision=fp32 (now {engine.precision})")
+    last = ckpt_io.latest_checkpoint(out)
+    saved = f" (the checkpoints up to {last.name} are from before it)" if last is not None else ""
+    value = "nan" if bad_loss is None else f"{bad_loss}"  # another process saw it
+    log.write({"event": "non_finite_loss", "step": step, "loss": value})
+    log.close()
+    raise NonFiniteLossError(f"training stopped at step {step} of {total}: the loss is {value} (not finite), so no "
+                             f"model was saved from this state{saved}. Try: {'; '.join(hints)}")
 
 
 def _evaluate(cfg, engine, model, prep, state, log, out, final: bool = False) -> tuple[bool, tuple | None]:
