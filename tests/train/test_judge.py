@@ -169,3 +169,53 @@ def test_orders_together_keeps_both_orders_of_a_comparison_in_each_step():
         assert [e.position for e in batch] == ["A", "B", "A", "B"]
     assert [e.pair_id for e in out[:10]] != [e.pair_id for e in out[10:20]]  # a fresh shuffle per pass
     assert orders_together(ex, 24, seed=0) == out
+
+
+def test_trl_private_method_contract():
+    """train judge overrides TRL's private GRPOTrainer._get_per_token_logps_and_entropies: the installed TRL
+    must still have the parameters the override takes and passes on, and return (logps, entropies, aux_loss)."""
+    import inspect
+
+    from trl import GRPOTrainer
+
+    from rmforge.judge.rewards import JudgeReward
+    from rmforge.train.judge import TRL_LOGPS_PARAMS, judge_trainer_class, trl_contract_problem
+
+    assert trl_contract_problem(GRPOTrainer) is None
+    trl_params = list(inspect.signature(GRPOTrainer._get_per_token_logps_and_entropies).parameters.values())
+    cls = judge_trainer_class(GRPOTrainer, JudgeReward("pairwise"), True, 0)
+    ours = list(inspect.signature(cls._get_per_token_logps_and_entropies).parameters.values())
+    assert [(p.name, p.default) for p in ours[:-1]] == [(p.name, p.default) for p in trl_params[:len(ours) - 1]] \
+        == list(TRL_LOGPS_PARAMS)
+    assert ours[-1].kind is inspect.Parameter.VAR_KEYWORD  # the multimodal rest: TRL's, all None for text
+    assert all(p.default is None for p in trl_params[len(ours) - 1:])
+    assert judge_trainer_class(GRPOTrainer, JudgeReward("pairwise"), False, 0)._get_per_token_logps_and_entropies \
+        is GRPOTrainer._get_per_token_logps_and_entropies  # share_prompt=false leaves TRL's method alone
+
+    class Trl16:  # trl 1.0-1.6: no compute_aux_loss, two return values
+        def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep,
+                                               batch_size=None, compute_entropy=False, pixel_values=None):
+            pass
+
+    assert trl_contract_problem(Trl16) == (
+        "its parameters begin (self, model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy, "
+        "pixel_values), expected (self, model, input_ids, attention_mask, logits_to_keep, batch_size, "
+        "compute_entropy, compute_aux_loss)")
+
+
+def test_missing_trl_is_a_clear_error(tmp_path, monkeypatch):
+    import sys
+
+    from typer.testing import CliRunner
+
+    from rmforge.cli import app
+
+    data = _rows(tmp_path / "p.jsonl", n=4)
+    monkeypatch.setitem(sys.modules, "trl", None)  # `from trl import ...` raises ModuleNotFoundError(name="trl")
+    cfg = load_config(None, [f"data.train={data}", f"output_dir={tmp_path / 'run'}"], cls=JudgeConfig)
+    with pytest.raises(RmforgeError) as err:
+        train_judge(cfg)
+    assert str(err.value) == "train judge needs TRL: pip install 'rmforge[judge]'"
+    result = CliRunner().invoke(app, ["train", "judge", f"data.train={data}", f"output_dir={tmp_path / 'run'}"])
+    assert result.exit_code == 1 and "train judge needs TRL: pip install 'rmforge[judge]'" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "run").exists()

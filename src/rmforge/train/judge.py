@@ -13,6 +13,7 @@ verl backend: :func:`rmforge.judge.verl.write_job` (parquet, reward module, laun
 
 from __future__ import annotations
 
+import inspect
 import math
 import random
 import time
@@ -23,6 +24,83 @@ from rmforge.config import dump_config
 from rmforge.errors import RmforgeError
 from rmforge.judge.data import JudgeExample, comparisons, load_judge_data
 from rmforge.train.judge_config import JudgeConfig
+
+
+TRL_MISSING = "train judge needs TRL: pip install 'rmforge[judge]'"
+TRL_SUPPORTED = "trl>=1.7,<2"
+"""TRL releases whose private ``GRPOTrainer._get_per_token_logps_and_entropies`` has the signature below
+(1.0-1.6 lack ``compute_aux_loss`` and return two values; 1.7.0-1.16.0 are identical)."""
+TRL_LOGPS_PARAMS = (("self", inspect.Parameter.empty), ("model", inspect.Parameter.empty),
+                    ("input_ids", inspect.Parameter.empty), ("attention_mask", inspect.Parameter.empty),
+                    ("logits_to_keep", inspect.Parameter.empty), ("batch_size", None), ("compute_entropy", False),
+                    ("compute_aux_loss", False))
+"""The leading parameters (name, default) the ``grpo.share_prompt`` override takes and passes on; every
+later parameter must default to None (multimodal inputs: text-only batches leave them None)."""
+
+
+def import_trl():
+    """``(GRPOConfig, GRPOTrainer)``; RmforgeError naming the extra when TRL is not installed."""
+    try:
+        from trl import GRPOConfig, GRPOTrainer
+    except ImportError as exc:
+        if exc.name is not None and exc.name.split(".")[0] != "trl":
+            raise RmforgeError(f"TRL is installed but does not import: {exc} (train judge needs {TRL_SUPPORTED})") \
+                from None
+        raise RmforgeError(TRL_MISSING) from None
+    return GRPOConfig, GRPOTrainer
+
+
+def trl_contract_problem(trainer_cls) -> str | None:
+    """Why ``trainer_cls._get_per_token_logps_and_entropies`` differs from what rmforge overrides (None when not)."""
+    fn = getattr(trainer_cls, "_get_per_token_logps_and_entropies", None)
+    if fn is None:
+        return "GRPOTrainer has no _get_per_token_logps_and_entropies"
+    sig = inspect.signature(fn)
+    params = list(sig.parameters.values())
+    head = [(p.name, p.default) for p in params[:len(TRL_LOGPS_PARAMS)]]
+    if head != list(TRL_LOGPS_PARAMS) or any(p.kind != p.POSITIONAL_OR_KEYWORD for p in params[:len(head)]):
+        return f"its parameters begin ({', '.join(p.name for p in params[:len(TRL_LOGPS_PARAMS)])}), expected " \
+               f"({', '.join(name for name, _ in TRL_LOGPS_PARAMS)})"
+    rest = [p.name for p in params[len(TRL_LOGPS_PARAMS):] if p.default is not None]
+    if rest:
+        return f"its parameters {', '.join(rest)} do not default to None"
+    ret = sig.return_annotation
+    ret = ret if isinstance(ret, str) else str(ret)
+    if ret.replace(" ", "") != "tuple[torch.Tensor,torch.Tensor|None,torch.Tensor|None]":
+        return f"it returns {ret}, expected (logps, entropies, aux_loss)"
+    return None
+
+
+def judge_trainer_class(base, reward, share_prompt: bool, pad_token_id: int):
+    """``base`` (TRL's GRPOTrainer) logging the judge statistics with each row and, with ``share_prompt``,
+    computing the log-probabilities of text-only batches with each prompt encoded once
+    (:func:`rmforge.train.grpo_packing.shared_prompt_logps`)."""
+    from rmforge.train.grpo_packing import shared_prompt_logps
+
+    class Judge(base):
+        def log(self, logs, start_time=None):
+            logs.update(reward.stats.pop())
+            super().log(logs, start_time)
+
+    if not share_prompt:
+        return Judge
+
+    class SharedPromptJudge(Judge):
+        def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep,
+                                               batch_size=None, compute_entropy=False, compute_aux_loss=False,
+                                               **extra):
+            # prefix sharing for text-only batches on one process; anything else goes to TRL as is
+            if not compute_aux_loss and self.accelerator.num_processes == 1 and all(v is None for v in extra.values()):
+                with self.accelerator.autocast():
+                    out = shared_prompt_logps(model, input_ids, attention_mask, logits_to_keep, pad_token_id,
+                                              compute_entropy)
+                if out is not None:
+                    return out[0], out[1], None
+            return super()._get_per_token_logps_and_entropies(
+                model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy, compute_aux_loss,
+                **extra)
+
+    return SharedPromptJudge
 
 
 def load_examples(cfg: JudgeConfig) -> tuple[list[JudgeExample], list[JudgeExample]]:
@@ -79,11 +157,11 @@ def train_judge(cfg: JudgeConfig, console=None) -> dict:
 
 
 def _train_local(cfg: JudgeConfig, console=None) -> dict:
+    GRPOConfig, GRPOTrainer = import_trl()
     import torch
     from datasets import Dataset
     from transformers import TrainerCallback
     from transformers.trainer_utils import get_last_checkpoint
-    from trl import GRPOConfig, GRPOTrainer
 
     from rmforge.evaluate.judge import generate_verdicts, judge_metrics
     from rmforge.judge.lm import load_causal_lm
@@ -91,12 +169,17 @@ def _train_local(cfg: JudgeConfig, console=None) -> dict:
     from rmforge.judge.templates import chat_template_kwargs
     from rmforge.train import checkpoint as ckpt_io
     from rmforge.train.engine import resolve_precision
-    from rmforge.train.grpo_packing import shared_prompt_logps
     from rmforge.train.metrics import MetricsLog
     from rmforge.train.sft import causal_lora_config
 
     if cfg.grpo.use_vllm and not torch.cuda.is_available():
         raise RmforgeError("grpo.use_vllm=true needs a CUDA GPU and vllm; on CPU generation uses model.generate")
+    if cfg.grpo.share_prompt and (problem := trl_contract_problem(GRPOTrainer)):
+        import trl
+
+        raise RmforgeError(f"grpo.share_prompt=true overrides GRPOTrainer._get_per_token_logps_and_entropies, which "
+                           f"changed in the installed trl {trl.__version__}: {problem}. Install {TRL_SUPPORTED} "
+                           "or set grpo.share_prompt=false")
     train, val = load_examples(cfg)
     out = Path(cfg.output_dir)
     resume = None
@@ -151,25 +234,7 @@ def _train_local(cfg: JudgeConfig, console=None) -> dict:
     if console is not None and dropped:
         console.print(f"dropped {dropped} training prompts longer than grpo.max_prompt_length")
 
-    class Judge(GRPOTrainer):
-        def log(self, logs, start_time=None):
-            logs.update(reward.stats.pop())
-            super().log(logs, start_time)
-
-        def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep,
-                                               batch_size=None, compute_entropy=False, compute_aux_loss=False,
-                                               **extra):
-            # prefix sharing for text-only batches on one process; anything else goes to TRL as is
-            if g.share_prompt and not compute_aux_loss and self.accelerator.num_processes == 1 \
-                    and all(v is None for v in extra.values()):
-                with self.accelerator.autocast():
-                    out = shared_prompt_logps(model, input_ids, attention_mask, logits_to_keep,
-                                              tok.pad_token_id, compute_entropy)
-                if out is not None:
-                    return out[0], out[1], None
-            return super()._get_per_token_logps_and_entropies(
-                model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy, compute_aux_loss,
-                **extra)
+    Judge = judge_trainer_class(GRPOTrainer, reward, g.share_prompt, tok.pad_token_id)
 
     def validate(net, step: int) -> dict:
         completions = generate_verdicts(net, tok, val, g.max_completion_length, cfg.eval.batch_size, enable)
