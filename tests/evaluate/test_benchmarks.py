@@ -95,8 +95,12 @@ def test_bad_rewardbench_file_fails_before_scoring(tmp_path, edit, message):
 
 
 def test_rm_bench_file_without_domain_and_ties_ids(tmp_path):
-    (tmp_path / "mine.json").write_text(open(f"{RMB}/chat_filtered.json").read())
-    with pytest.raises(DataError, match="unknown subset 'alpacaeval'.*_filtered.json"):
+    rows = json.loads(open(f"{RMB}/chat_filtered.json").read())
+    (tmp_path / "mine.json").write_text(json.dumps(rows))  # not named <domain>_filtered.json: known subset
+    assert {s.subset for s in load_benchmark(get_spec("rm-bench"), str(tmp_path / "mine.json"))} == {"chat"}
+    rows[0]["subset"] = "mystery"
+    (tmp_path / "mine.json").write_text(json.dumps(rows))
+    with pytest.raises(DataError, match="unknown subset 'mystery'.*_filtered.json"):
         rmforge.evaluate("no-such-model", "rm-bench", str(tmp_path / "mine.json"))
     rows = [json.loads(line) for line in open(RB2)]
     rows[5]["id"] = "5"

@@ -7,7 +7,8 @@ RM-Bench (``rm-bench``): converter, default hub location, allowed subsets, the s
 :func:`load_benchmark` reads a local file or folder in the upstream layout (through the data
 stage's converters), canonical rmforge samples (``format="canonical"``, auto-detected), or a hub id
 where a network exists. An RM-Bench folder is read file by file, the domain taken from the file
-name (``chat_filtered.json`` -> chat) as the upstream files carry none. :func:`check_samples`
+name (``chat_filtered.json`` -> chat) as the upstream files carry none; converted samples whose
+``subset`` is still the upstream source (``alpacaeval``) get the domain of that source. :func:`check_samples`
 stops on a wrong sample kind, an unknown subset or a malformed Ties id before any model is loaded.
 """
 
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from rmforge.data.converters.benchmarks import RM_BENCH_STYLES
+from rmforge.data.converters.benchmarks import RM_BENCH_STYLES, rm_bench_domain_of
 from rmforge.data.schema import Sample
 from rmforge.errors import ConfigError, DataError
 from rmforge.evaluate import rules
@@ -93,6 +94,24 @@ def get_spec(name: str) -> BenchmarkSpec:
 def load_benchmark(spec: BenchmarkSpec, data: str | os.PathLike | Sequence | None = None, fmt: str = "auto",
                    limit: int | None = None) -> list[Sample]:
     """Samples of ``spec`` from ``data`` (path, hub id, list of samples; None = the hub default)."""
+    samples = _load(spec, data, fmt, limit)
+    return rm_bench_domains(samples) if spec.name == "rm-bench" else samples
+
+
+def rm_bench_domains(samples: list[Sample]) -> list[Sample]:
+    """RM-Bench samples whose ``subset`` is an upstream source (``alpacaeval``, as converted before the
+    domain was kept) get the domain instead: from ``metadata["domain"]`` or the known subset names."""
+    out = []
+    for s in samples:
+        if s.subset not in rules.RM_BENCH_FILES:
+            domain = rm_bench_domain_of((s.metadata or {}).get("domain")) or rm_bench_domain_of(s.subset)
+            if domain:
+                s = s.model_copy(update={"subset": domain, "category": s.category or s.subset})
+        out.append(s)
+    return out
+
+
+def _load(spec: BenchmarkSpec, data, fmt: str, limit: int | None) -> list[Sample]:
     from rmforge.data.sources import SourceConfig, load_source
 
     if data is not None and not isinstance(data, (str, os.PathLike)):

@@ -1,6 +1,7 @@
 """RewardBench 1/2, RM-Bench and JudgeBench layouts -> pairs and N-way samples."""
 
 import collections
+import json
 
 import pytest
 
@@ -39,9 +40,39 @@ def test_rm_bench_six_candidates(convert):
     assert code.metadata["language"] == "python" and code.metadata["task_id"] == "Python/7"
 
 
-def test_rm_bench_without_domain_uses_record_subset(convert):
-    chat = convert("rm-bench", "rm_bench.json")[0]
-    assert chat.id == "rm-bench-41" and chat.subset == "alpacaeval" and "domain" not in chat.metadata
+def test_rm_bench_without_domain_keeps_the_domain_of_the_upstream_subset(convert):
+    # issue 16: the per-domain files carry the source as subset; the domain used to be dropped
+    chat, code = convert("rm-bench", "rm_bench.json")
+    assert (chat.id, chat.subset, chat.category) == ("rm-bench-chat-41", "chat", "alpacaeval")
+    assert chat.metadata["domain"] == "chat"
+    assert (code.subset, code.category, code.metadata["domain"]) == ("code", "bigcode/humanevalpack", "code")
+
+
+@pytest.mark.parametrize("subset, domain", [
+    ("alpacaeval", "chat"), ("bigcode/humanevalpack", "code"), ("xstest-should-refuse", "safety-refuse"),
+    ("refusals-dangerous", "safety-refuse"), ("refusals-offensive", "safety-refuse"),
+    ("xstest-should-respond", "safety-response"), ("safety-response", "safety-response"), ("mystery", None)])
+def test_rm_bench_upstream_subset_to_domain(tmp_path, convert, subset, domain):
+    path = tmp_path / "rmb.json"
+    path.write_text(json.dumps([{"id": 3, "subset": subset, "prompt": "p", "chosen": ["a", "b", "c"],
+                                 "rejected": ["d", "e", "f"]}]))
+    (s,) = convert("rm-bench", path)
+    assert s.subset == (domain or subset) and s.category == subset and s.metadata.get("domain") == domain
+    assert s.id == (f"rm-bench-{domain}-3" if domain else "rm-bench-3")
+    (forced,) = convert("rm-bench", path, options={"domain": "math"})  # an explicit domain wins
+    assert forced.subset == "math" and forced.id == "rm-bench-math-3"
+
+
+@pytest.mark.shared
+def test_real_rm_bench_files_keep_their_domain(shared_data, convert):
+    folder = shared_data / "bench/rm-bench"
+    for name, n, subsets in (("chat", 129, {"alpacaeval"}), ("code", 228, {"bigcode/humanevalpack"}),
+                             ("safety-refuse", 284, {"xstest-should-refuse", "refusals-dangerous",
+                                                     "refusals-offensive"}),
+                             ("safety-response", 157, {"xstest-should-respond"})):
+        samples = convert("rm-bench", folder / f"{name}_filtered.json.gz")
+        assert len(samples) == n and {s.subset for s in samples} == {name}
+        assert {s.category for s in samples} == subsets and len({s.id for s in samples}) == n
 
 
 def test_rm_bench_needs_three_styles(tmp_path, convert):

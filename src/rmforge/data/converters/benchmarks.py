@@ -5,7 +5,8 @@
 - ``rewardbench2``: ``{id, prompt, chosen: [str], rejected: [str], num_correct, subset, ...}`` -> N-way,
   ranks 1 (chosen) / 2 (rejected).
 - ``rm-bench``: ``{id, prompt, chosen: [3], rejected: [3], subset, ...}`` with the three style
-  variants concise / detailed_plain / detailed_markdown -> N-way with 6 candidates.
+  variants concise / detailed_plain / detailed_markdown -> N-way with 6 candidates; ``subset`` is
+  the domain (chat, code, math, safety-refuse, safety-response), ``category`` the upstream subset.
 - ``judgebench``: ``{pair_id, original_id, source, question, response_model, response_A,
   response_B, label}`` with label "A>B" or "B>A" -> pair; ``subset`` is the reported group.
 """
@@ -28,6 +29,21 @@ _RB1_SECTIONS = {
 }
 REWARDBENCH_SECTION = {subset: section for section, subsets in _RB1_SECTIONS.items() for subset in subsets}
 RM_BENCH_STYLES = ("concise", "detailed_plain", "detailed_markdown")
+RM_BENCH_DOMAIN_NAMES = ("chat", "code", "math", "safety-refuse", "safety-response")
+RM_BENCH_SUBSET_DOMAIN = {
+    "alpacaeval": "chat", "bigcode/humanevalpack": "code", "xstest-should-refuse": "safety-refuse",
+    "refusals-dangerous": "safety-refuse", "refusals-offensive": "safety-refuse",
+    "xstest-should-respond": "safety-response",
+}
+"""The ``subset`` values of THU-KEG/RM-Bench's per-domain files (commit 73c52d7) -> the file's domain.
+The math file (``math_filtered.json``) was not available to check: give its domain explicitly."""
+
+
+def rm_bench_domain_of(name: str | None) -> str | None:
+    """The RM-Bench domain of a domain name or a known upstream subset name (None when unknown)."""
+    if name in RM_BENCH_DOMAIN_NAMES:
+        return name
+    return RM_BENCH_SUBSET_DOMAIN.get(name or "")
 JUDGEBENCH_LABELS = ("A>B", "B>A")
 
 
@@ -72,15 +88,17 @@ def convert_rewardbench2(record: dict, ctx: ConvertContext) -> Sample:
 def convert_rm_bench(record: dict, ctx: ConvertContext) -> Sample:
     """Candidates: chosen then rejected, each concise / detailed_plain / detailed_markdown.
 
-    The domain (chat, code, math, safety-refuse, safety-response) is not in the per-domain files:
-    pass ``options={"domain": ...}``; else the record's ``domain`` field is used. ``subset`` is the
-    domain when known (else the upstream subset); ``category`` is the upstream subset. Ids repeat
-    across domains, so the domain is part of the sample id.
+    The domain (chat, code, math, safety-refuse, safety-response) is not in the per-domain files,
+    whose ``subset`` is the source (``alpacaeval``, ...): it is ``options={"domain": ...}``, else the
+    record's ``domain`` field (``total_dataset.json``), else the domain of a known upstream subset
+    (:data:`RM_BENCH_SUBSET_DOMAIN`). ``subset`` is the domain when known (else the upstream subset);
+    ``category`` is the upstream subset. Ids repeat across domains, so the domain is part of the id.
     """
     chosen = as_str_list(ctx.get(record, "chosen"), column(ctx, "chosen"), len(RM_BENCH_STYLES))
     rejected = as_str_list(ctx.get(record, "rejected"), column(ctx, "rejected"), len(RM_BENCH_STYLES))
-    domain = ctx.options.get("domain") or get_str(record, ctx, "domain", required=False)
     upstream_subset = get_str(record, ctx, "subset", required=False)
+    domain = (ctx.options.get("domain") or get_str(record, ctx, "domain", required=False)
+              or rm_bench_domain_of(upstream_subset))
     meta = extras(record, ctx, ("id", "prompt", "chosen", "rejected", "subset", "domain"))
     if domain:
         meta["domain"] = domain
