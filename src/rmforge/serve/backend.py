@@ -11,10 +11,12 @@ server rewards equal training/evaluation rewards. The generative-judge backend
 (:mod:`rmforge.serve.judge_backend`) implements the same :meth:`run` / :meth:`info` / ``normalization``
 and plugs into :func:`rmforge.serve.app.create_app`.
 
-Full texts (OpenRLHF ``/get_reward``, already rendered with the chat template) are scored as they
-are on decoders: tokenised without added special tokens (the template wrote BOS), pad-token text
-stripped from both ends, repeated trailing EOS collapsed, EOS appended under the run's
-``append_eos`` rule; so a text rendered by the run's template scores exactly like its conversation.
+Full texts (OpenRLHF ``/get_reward``, already rendered with the chat template) go through
+:meth:`RewardEncoder.encode_rendered`: pad text stripped, repeated trailing EOS collapsed, a text cut
+at the end token (``...answer<|im_end|>``, what OpenRLHF decodes) completed to the template's whole
+turn suffix (``<|im_end|>\\n``), tokenised the way training tokenises a render and EOS appended under
+``append_eos``; so a rendered conversation, complete or cut at its end token, gets exactly the
+training-time token ids and reward.
 Text-pair encoders (BERT/MiniLM) cannot split a rendered text: with the prompt text known the pair is
 (prompt, rest), without it a prompt-less sample.
 """
@@ -23,13 +25,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from rmforge.data.schema import Message, Sample
 from rmforge.evaluate.scorer import Scorer, find_manifest, load_scorer
-from rmforge.train.tokenize import Encoded, EncodedSample
+from rmforge.train.tokenize import RESPONSE_TOO_LONG, TOO_LONG, EncodedSample
 
 
 @dataclass
@@ -176,34 +177,20 @@ class ScalarBackend:
                                 f"{enc.length_policy}: responses are never cut)", 413)
 
     def _encode_texts(self, texts: dict[int, TextItem]) -> dict[int, EncodedSample]:
-        """Full rendered texts on decoders (see the module docstring)."""
+        """Full rendered texts on decoders, encoded exactly like their conversations (see the module docstring)."""
         if not texts:
             return {}
-        enc, tok = self.scorer.encoder, self.scorer.tokenizer
+        enc = self.scorer.encoder
         keys = list(texts)
-        cleaned = [_clean(texts[k].text, tok.pad_token, tok.eos_token) for k in keys]
-        ids = tok(cleaned, add_special_tokens=False, return_attention_mask=False)["input_ids"]
-        prompts = [texts[k].prompt for k in keys]
-        with_prompt = [i for i, (p, t) in enumerate(zip(prompts, cleaned)) if p and t.startswith(p)]
-        p_ids = dict(zip(with_prompt, tok([prompts[i] for i in with_prompt], add_special_tokens=False,
-                                          return_attention_mask=False)["input_ids"] if with_prompt else []))
-        special = set(tok.all_special_ids)
+        rows = enc.encode_rendered([texts[k].text for k in keys], [texts[k].prompt for k in keys])
         out = {}
-        for j, (k, row) in enumerate(zip(keys, ids)):
-            if enc.eos_id is not None and (not row or row[-1] != enc.eos_id):
-                row = row + [enc.eos_id]
-            pl = p_ids.get(j)
-            plen = len(pl) if pl is not None and row[:len(pl)] == pl else 0
-            over, truncated = len(row) - enc.max_length, False
-            if over > 0:
-                head = 0
-                while head < plen and row[head] in special:
-                    head += 1
-                if enc.length_policy == "drop" or head + over > plen:
-                    why = "no prompt text given to cut" if not plen else "the response alone is too long"
-                    raise ItemError(k, f"{len(row)} tokens > max_length={enc.max_length} ({why})", 413)
-                row, plen, truncated = row[:head] + row[head + over:], plen - over, True
-            out[k] = EncodedSample(k, "pointwise", [Encoded(row, None, plen, truncated)])
+        for k, row in zip(keys, rows):
+            if isinstance(row, str):
+                why = ("the response alone is too long" if row == RESPONSE_TOO_LONG
+                       else "no prompt part found to cut" if row == TOO_LONG and enc.length_policy != "drop"
+                       else f"length policy {enc.length_policy}")
+                raise ItemError(k, f"does not fit max_length={enc.max_length} tokens ({why})", 413)
+            out[k] = EncodedSample(k, "pointwise", [row])
         return out
 
 
@@ -222,16 +209,6 @@ def _text_group(item: TextItem) -> Group:
         return Group([Message(role="user", content=item.prompt)],
                      [[Message(role="assistant", content=item.text[len(item.prompt):])]])
     return Group([], [[Message(role="assistant", content=item.text)]])
-
-
-def _clean(text: str, pad: str | None, eos: str | None) -> str:
-    """Strip pad-token text at both ends and collapse repeated trailing EOS text to one."""
-    if pad and pad != eos:
-        p = re.escape(pad)
-        text = re.sub(f"^({p})+|({p})+$", "", text)
-    if eos:
-        text = re.sub(f"({re.escape(eos)})+$", eos, text)
-    return text
 
 
 def sigmoid(x: float) -> float:

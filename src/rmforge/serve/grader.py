@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from rmforge.errors import RmforgeError
-from rmforge.serve.backend import Group, ScalarBackend
+from rmforge.serve.backend import Group, ScalarBackend, TextItem
 from rmforge.serve.judge_backend import JudgeBackend, Judged, detect_kind
 from rmforge.serve.client import AsyncRewardClient, Conv, RewardClient, pick
 from rmforge.serve.schemas import ScoreItem
@@ -69,6 +69,23 @@ class RewardModelGrader:
         if self._client is not None:
             return self._client.score(prompts, responses, normalized=self.normalize)
         return self._normalized(self.raw_scores(prompts, responses))
+
+    def get_reward(self, queries: Sequence[str], prompts: Sequence[str] | None = None) -> list[float | None]:
+        """Rewards of full rendered texts, as ``POST /get_reward`` (OpenRLHF's queries; ``prompts`` are
+        the rendered prompt texts, optional): a conversation rendered by the model's chat template,
+        complete or cut at its end token, gets its training-time reward. Normalised when the grader
+        normalises."""
+        if self._client is not None:
+            body = {"query": list(queries)} | ({"prompts": list(prompts)} if prompts is not None else {})
+            out = self._client._post("/get_reward", body)
+            if not self.normalize:
+                return out["raw_rewards"]
+            if not out.get("normalized"):
+                raise RmforgeError("the server does not normalise /get_reward (start it with normalisation on)")
+            return out["rewards"]
+        items = [TextItem(q, p) for q, p in zip(queries, prompts if prompts is not None else [None] * len(queries),
+                                                 strict=True)]
+        return self._normalized([r.rewards[0] if isinstance(r, Judged) else r[0] for r in self._backend.score(items)])
 
     def _normalized(self, raw: list[float]) -> list[float]:
         if not self.normalize:

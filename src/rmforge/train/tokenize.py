@@ -189,6 +189,8 @@ class RewardEncoder:
             ids = tokenizer("x", add_special_tokens=True)["input_ids"]
             self._bos_text = tokenizer.bos_token if ids and ids[0] == tokenizer.bos_token_id else ""
         self._gen_suffix = self._probe_gen_suffix() if self.mode == "chat" else ""
+        self.turn_suffix, self._turn_cuts, self._render_head = self._probe_turn_suffix() if self.mode == "chat" \
+            else ("", [], "")
         self.last_error: str | None = None
 
     # ------------------------------------------------------------------ public API
@@ -252,10 +254,22 @@ class RewardEncoder:
             prompt.insert(0, Message(role="system", content=self.system_prompt))
         return prompt
 
-    def _chat_dicts(self, conv: Iterable[Message]) -> list[dict[str, str]]:
-        if self.template_reasoning:  # transformers aliases reasoning_content to `thinking`/`reasoning`
-            return [{"role": m.role, "content": m.content, "reasoning_content": m.reasoning} for m in conv]
-        return [{"role": m.role, "content": _with_think(m)} for m in conv]
+    def _chat_dicts(self, conv: Iterable[Message]) -> list[dict[str, Any]]:
+        """Message dicts for the template; ``tool_calls`` and ``name`` only where set (a template that
+        does not read them ignores them, so conversations without them render as before)."""
+        out = []
+        for m in conv:
+            d: dict[str, Any] = {"role": m.role}
+            if self.template_reasoning:  # transformers aliases reasoning_content to `thinking`/`reasoning`
+                d.update(content=m.content, reasoning_content=m.reasoning)
+            else:
+                d["content"] = _with_think(m)
+            if m.tool_calls is not None:
+                d["tool_calls"] = m.tool_calls
+            if m.name is not None:
+                d["name"] = m.name
+            out.append(d)
+        return out
 
     def _render(self, convs: list[list[dict[str, str]]], gen: bool) -> list[str | None]:
         kw = dict(tokenize=False, add_generation_prompt=gen, chat_template=self.template, **self.template_kwargs)
@@ -276,6 +290,93 @@ class RewardEncoder:
         with_gen, without = self._render(conv, True)[0], self._render(conv, False)[0]
         return with_gen[len(without):] if with_gen and without and with_gen.startswith(without) else ""
 
+    def _probe_turn_suffix(self) -> tuple[str, list[int], str]:
+        """What the template writes after an assistant turn's content (``<|im_end|>\\n`` for ChatML),
+        the lengths of its prefixes that end with a special token (where a decoded generation can stop:
+        ``<|im_end|>``), and the first characters of a render (to tell a left pad from the template)."""
+        mark = "rmforge-probe-answer"
+        text = self._render([self._chat_dicts([Message(role="user", content="q"),
+                                               Message(role="assistant", content=mark)])], False)[0] or ""
+        at = text.rfind(mark)
+        suffix = text[at + len(mark):] if at >= 0 else ""
+        specials = [t for t in getattr(self.tok, "all_special_tokens", []) if t]
+        cuts = sorted({i + len(t) for t in specials for i in _find_all(suffix, t) if i + len(t) < len(suffix)},
+                      reverse=True)
+        return suffix, cuts, text[:16]
+
+    def complete_rendered(self, text: str) -> str:
+        """A rendered conversation as training renders it (see :meth:`encode_rendered`)."""
+        tok = self.tok
+        pad, eos = getattr(tok, "pad_token", None), getattr(tok, "eos_token", None)
+        if pad and pad != eos:
+            text = re.sub(f"^({re.escape(pad)})+|({re.escape(pad)})+$", "", text)
+        if eos:
+            text = re.sub(f"({re.escape(eos)})+$", eos, text)
+            if not self._render_head.startswith(eos):  # left padding with pad == eos
+                text = re.sub(f"^({re.escape(eos)})+", "", text)
+        suffix = self.turn_suffix
+        if not suffix:
+            return text
+        cands = [text[:-len(eos)], text] if eos and text.endswith(eos) else [text]
+        for c in cands:
+            if c.endswith(suffix):
+                return c
+        for cut in self._turn_cuts:
+            for c in cands:
+                if c.endswith(suffix[:cut]):
+                    return c + suffix[cut:]
+        return text
+
+    def _rendered_prompt(self, full: str, prompt: str | None) -> tuple[str, int]:
+        """(prompt text, start of its protected tail) of a rendered full text."""
+        if self.mode == "plain":
+            marker = "\n\nAssistant:" if "\n\nAssistant:" in full else "Assistant:"
+            if prompt and full.startswith(prompt):
+                ptext = prompt
+            else:
+                at = full.rfind(marker)
+                ptext = full[:at + len(marker)] if at >= 0 else ""
+            cut = len(marker) if ptext.endswith(marker) else 0
+            return ptext, len(ptext) - cut
+        if prompt:
+            ptext = _prompt_prefix(prompt, [full])
+        else:
+            gen = self._gen_suffix
+            at = full.rfind(gen) if gen else -1
+            ptext = full[:at + len(gen)] if at >= 0 else ""
+        limit = len(ptext) - len(self._gen_suffix) if self._gen_suffix and ptext.endswith(self._gen_suffix) \
+            else len(ptext)
+        end = self.turn_suffix.rstrip()
+        at = ptext.rfind(end, 0, limit) if end else -1
+        if at >= 0 and at + len(end) <= limit:
+            return ptext, len(ptext[:at].rstrip())
+        return ptext, limit
+
+    def encode_rendered(self, texts: Sequence[str], prompts: Sequence[str | None] | None = None
+                        ) -> list[Encoded | str]:
+        """Rows for conversations already rendered by this template (OpenRLHF's ``/get_reward``
+        queries), identical to encoding the conversation; a drop reason (str) where the length
+        policy drops one.
+
+        Normalisation: pad text is stripped at both ends (leading EOS text too when pad == EOS),
+        repeated trailing EOS collapsed, and a text that stops inside the template's turn suffix at a
+        special token (``...answer<|im_end|>`` for ``<|im_end|>\\n``: a generation decoded up to
+        its end token) completed to the whole suffix; then the text is tokenised the way
+        :meth:`encode` tokenises a render (the prompt part first) and EOS appended under
+        ``append_eos``. The prompt part is ``prompts[i]`` when given (the template's render with the
+        generation prompt, as OpenRLHF sends it), else the text up to the last generation prompt
+        (``<|im_start|>assistant\\n``); without either the text cannot be truncated. Text-pair
+        encoders cannot split a render: the caller turns those into (prompt, response) pairs."""
+        if self.mode == "pair":
+            raise ValueError("encode_rendered needs a decoder format (chat or plain)")
+        prompts = list(prompts) if prompts is not None else [None] * len(texts)
+        rows = []
+        for text, prompt in zip(texts, prompts, strict=True):
+            full = self.complete_rendered(text)
+            ptext, tail_at = self._rendered_prompt(full, prompt)
+            rows.append((ptext, [full], tail_at))
+        return [r if isinstance(r, str) else r[0] for r in self._fit(self._text_rows(rows))]
+
     def _plain(self, prompt: list[Message], responses: list[list[Message]]) -> tuple[str, list[str], int]:
         head = "\n\n".join(f"{_PLAIN_ROLES[m.role]}: {_with_think(m)}" for m in prompt)
         ptext = self._bos_text + head + ("\n\n" if head else "") + "Assistant:"
@@ -294,10 +395,7 @@ class RewardEncoder:
             if any(f is None for f in fl):
                 out.append(None)
                 continue
-            ptext = ptext or ""
-            if not all(f.startswith(ptext) for f in fl):  # template renders the prompt differently
-                k = min(len(os.path.commonprefix([ptext, f])) for f in fl)
-                ptext = ptext[:max(ptext.rfind(c, 0, k) for c in "\n> ") + 1]
+            ptext = _prompt_prefix(ptext or "", fl)
             limit = len(ptext) - len(self._gen_suffix) if ptext.endswith(self._gen_suffix) else len(ptext)
             last = p[-1].content.strip() if p else ""
             at = ptext.rfind(last, 0, limit) if last else -1
@@ -328,6 +426,10 @@ class RewardEncoder:
         if self.mode == "pair":
             return self._pair_chunk(items)
         texts = self._chat_texts(items) if self.mode == "chat" else [self._plain(p, rs) for p, rs in items]
+        return self._fit(self._text_rows(texts))
+
+    def _text_rows(self, texts: list[tuple[str, list[str], int] | None]) -> list[Any]:
+        """Token rows of rendered (prompt text, full texts, tail start) per sample, for :meth:`_fit`."""
         live = [t for t in texts if t is not None]
         p_ids = iter(self._ids([t[0] for t in live]))
         f_ids = iter(self._ids([f for t in live for f in t[1]]))
@@ -355,7 +457,7 @@ class RewardEncoder:
             while head < len(prompt) and prompt[head] in self._special:
                 head += 1
             seqs.append(([prompt + r for r in resp], None, len(prompt), head, None, ptext, tail_at))
-        return self._fit(seqs)
+        return seqs
 
     def _pair_chunk(self, items: list[tuple[list[Message], list[list[Message]]]]) -> list[list[Encoded] | str]:
         """Prompt and responses tokenised once each, joined by the tokenizer's own pair post-processor
@@ -421,6 +523,24 @@ class RewardEncoder:
         cut = slice(start, start + over)
         return Encoded(ids[:cut.start] + ids[cut.stop:], None if types is None else types[:cut.start] + types[cut.stop:],
                        plen, True, over)
+
+
+def _find_all(text: str, part: str) -> list[int]:
+    out, at = [], text.find(part)
+    while at >= 0:
+        out.append(at)
+        at = text.find(part, at + 1)
+    return out
+
+
+def _prompt_prefix(ptext: str, fulls: Sequence[str]) -> str:
+    """The prompt part of full renders: ``ptext`` when every render starts with it, else (a template
+    that renders the prompt differently in the two calls) the longest common text prefix cut back to
+    a newline, ``>`` or space."""
+    if all(f.startswith(ptext) for f in fulls):
+        return ptext
+    k = min(len(os.path.commonprefix([ptext, f])) for f in fulls)
+    return ptext[:max(ptext.rfind(c, 0, k) for c in "\n> ") + 1]
 
 
 def _own_backend(tokenizer: Any) -> Any:
