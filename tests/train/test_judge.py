@@ -219,3 +219,21 @@ def test_missing_trl_is_a_clear_error(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["train", "judge", f"data.train={data}", f"output_dir={tmp_path / 'run'}"])
     assert result.exit_code == 1 and "train judge needs TRL: pip install 'rmforge[judge]'" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "run").exists()
+
+
+def test_grpo_warmup_is_whole_steps_of_the_ratio(tmp_path, warm):
+    """warmup_ratio=0.5 of 4 steps warms up over 2 steps, with the default constant scheduler too (it used to
+    reach TRL as warmup_steps=0.5: 0.5 steps on transformers 4.x, and transformers' constant ignores warmup)."""
+    from rmforge.train.judge import scheduler_name, warmup_steps
+
+    assert [warmup_steps(0.5, 4), warmup_steps(1.0, 7), warmup_steps(0.1, 3), warmup_steps(0.0, 9)] == [2, 7, 1, 0]
+    assert scheduler_name("constant", 0.1) == "constant_with_warmup" and scheduler_name("constant", 0.0) == "constant"
+    assert scheduler_name("cosine", 0.1) == "cosine"
+    model, data = warm
+    train_judge(load_config(None, [
+        f"model={model}", f"data.train={data}", f"output_dir={tmp_path / 'run'}", "train.max_steps=4",
+        "train.batch_size=2", "grpo.num_generations=2", "grpo.max_completion_length=4", "train.lr=0.01",
+        "train.warmup_ratio=0.5", "logging.progress=false"], cls=JudgeConfig))
+    lrs = [r["learning_rate"] for r in read_metrics(tmp_path / "run") if "learning_rate" in r]
+    # the rate each step trained with: 0/2 and 1/2 of the peak, then the peak (before: 0.01 from step 1)
+    assert lrs == pytest.approx([0.0, 0.005, 0.01, 0.01])

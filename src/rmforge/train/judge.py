@@ -71,8 +71,21 @@ def trl_contract_problem(trainer_cls) -> str | None:
     return None
 
 
-def judge_trainer_class(base, reward, share_prompt: bool, pad_token_id: int):
-    """``base`` (TRL's GRPOTrainer) logging the judge statistics with each row and, with ``share_prompt``,
+def warmup_steps(ratio: float, total_steps: int) -> int:
+    """Whole warmup steps for ``train.warmup_ratio`` (rounded up, as transformers' ``get_warmup_steps``)."""
+    return math.ceil(ratio * total_steps)
+
+
+def scheduler_name(scheduler: str, warmup_ratio: float) -> str:
+    """transformers' scheduler type: its ``constant`` ignores warmup, so a warmup asks for ``constant_with_warmup``."""
+    return "constant_with_warmup" if scheduler == "constant" and warmup_ratio > 0 else scheduler
+
+
+def judge_trainer_class(base, reward, share_prompt: bool, pad_token_id: int, warmup_ratio: float = 0.0):
+    """``base`` (TRL's GRPOTrainer) logging the judge statistics with each row, warming up for
+    :func:`warmup_steps` whole steps of the run it schedules (an int ``warmup_steps`` means steps on
+    every transformers version, where a ratio passed as ``warmup_steps`` means 0.x steps on 4.x and one
+    step for 1.0 on 5.x) and, with ``share_prompt``,
     computing the log-probabilities of text-only batches with each prompt encoded once
     (:func:`rmforge.train.grpo_packing.shared_prompt_logps`)."""
     from rmforge.train.grpo_packing import shared_prompt_logps
@@ -81,6 +94,10 @@ def judge_trainer_class(base, reward, share_prompt: bool, pad_token_id: int):
         def log(self, logs, start_time=None):
             logs.update(reward.stats.pop())
             super().log(logs, start_time)
+
+        def create_scheduler(self, num_training_steps, optimizer=None):
+            self.args.warmup_steps = warmup_steps(warmup_ratio, num_training_steps)
+            return super().create_scheduler(num_training_steps, optimizer)
 
     if not share_prompt:
         return Judge
@@ -212,7 +229,7 @@ def _train_local(cfg: JudgeConfig, console=None) -> dict:
         per_device_train_batch_size=opt.batch_size * g.num_generations, gradient_accumulation_steps=1,
         num_generations=g.num_generations, max_completion_length=g.max_completion_length,
         temperature=g.temperature, beta=g.beta, epsilon=g.epsilon, use_vllm=g.use_vllm,
-        learning_rate=opt.lr, lr_scheduler_type=opt.scheduler, warmup_steps=opt.warmup_ratio,
+        learning_rate=opt.lr, lr_scheduler_type=scheduler_name(opt.scheduler, opt.warmup_ratio), warmup_steps=0,
         weight_decay=opt.weight_decay, adam_beta1=opt.betas[0], adam_beta2=opt.betas[1],
         max_grad_norm=opt.max_grad_norm or 0.0, max_steps=opt.max_steps, num_train_epochs=epochs,
         shuffle_dataset=not together,
@@ -234,7 +251,7 @@ def _train_local(cfg: JudgeConfig, console=None) -> dict:
     if console is not None and dropped:
         console.print(f"dropped {dropped} training prompts longer than grpo.max_prompt_length")
 
-    Judge = judge_trainer_class(GRPOTrainer, reward, g.share_prompt, tok.pad_token_id)
+    Judge = judge_trainer_class(GRPOTrainer, reward, g.share_prompt, tok.pad_token_id, opt.warmup_ratio)
 
     def validate(net, step: int) -> dict:
         completions = generate_verdicts(net, tok, val, g.max_completion_length, cfg.eval.batch_size, enable)
