@@ -157,3 +157,46 @@ def test_tiny_training_run_then_plot(tmp_path):
     assert result.exit_code == 0, result.output
     for name in CURVES + ["rewards.png"]:
         _assert_png(out / "plots" / name)
+
+
+def _labels(fig):
+    return fig.axes[0].get_legend_handles_labels()[1]
+
+
+def test_saved_step_is_marked(tmp_path):
+    """The step the final model comes from is drawn on the loss, accuracy and margin figures: a dashed line
+    labelled from the end row's ``saved`` record, and a star on the validation curve at that step."""
+    from rmforge.train.plot import figures
+
+    run = _write_run(tmp_path / "run", steps=10, eval_every=3)
+    rows = (run / "metrics.jsonl").read_text().splitlines()
+    rows[-1] = json.dumps({"event": "end", "steps": 10, "best_step": 6,
+                           "saved": {"step": 6, "of": 10, "choice": "best", "why": "best validation accuracy"}})
+    (run / "metrics.jsonl").write_text("\n".join(rows) + "\n")
+    built = figures(run)
+    for name in ("loss.png", "accuracy.png", "margin.png"):
+        fig = built[name]()
+        assert "saved model: best validation step 6 of 10" in _labels(fig), name
+        ax = fig.axes[0]
+        stars = [ln for ln in ax.get_lines() if ln.get_marker() == "*"]
+        assert len(stars) == 1 and list(stars[0].get_xdata()) == [6]
+        vlines = [ln for ln in ax.get_lines() if list(ln.get_xdata()) == [6, 6]]
+        assert len(vlines) == 1 and vlines[0].get_linestyle() == "--"
+    eval_loss_at_6 = 0.72 - 0.02 * 6
+    assert [ln for ln in built["loss.png"]().axes[0].get_lines()
+            if ln.get_marker() == "*"][0].get_ydata()[0] == pytest.approx(eval_loss_at_6)
+    assert [f.name for f in plot_run(run)] == CURVES
+
+
+def test_saved_step_of_older_runs_and_unfinished_runs(tmp_path):
+    from rmforge.train.plot import figures
+
+    old = _write_run(tmp_path / "old", steps=10)
+    rows = (old / "metrics.jsonl").read_text().splitlines()
+    rows[-1] = json.dumps({"event": "end", "steps": 10, "best_step": 9})  # earlier versions: best_step only
+    (old / "metrics.jsonl").write_text("\n".join(rows) + "\n")
+    assert "saved model: step 9 of 10" in _labels(figures(old)["loss.png"]())
+    unfinished = _write_run(tmp_path / "unfinished", steps=4)
+    rows = (unfinished / "metrics.jsonl").read_text().splitlines()[:-1]  # killed: no end row
+    (unfinished / "metrics.jsonl").write_text("\n".join(rows) + "\n")
+    assert not [label for label in _labels(figures(unfinished)["loss.png"]()) if label.startswith("saved model")]

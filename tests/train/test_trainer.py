@@ -204,3 +204,43 @@ def test_non_finite_loss_stops_training_with_a_clear_error(setup, tmp_path):
     assert result.exit_code == 1
     assert "error: training stopped at step 2 of 6: the loss is nan (not finite)" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "cli" / "manifest.json").exists()
+
+
+def test_accuracy_ties_go_to_the_lower_validation_loss(setup, tmp_path):
+    """Steps 2, 4 and 6 share the best validation accuracy (7/16); step 4 has the lowest validation loss, so it
+    is the saved model (the old rule kept the earliest, step 2). The CLI, manifest and end row say so."""
+    from typer.testing import CliRunner
+
+    from rmforge.cli import app
+
+    out = tmp_path / "run"
+    args = [f"model={setup / 'tiny'}", f"data.train={setup / 'train.jsonl'}", f"data.validation={setup / 'val.jsonl'}",
+            f"output_dir={out}", "train.max_steps=12", "train.batch_size=8", "train.precision=fp32", "train.lr=1e-3",
+            "logging.progress=false", "seed=0", "eval.every_steps=2"]
+    result = CliRunner().invoke(app, ["train", "bt", *args])
+    assert result.exit_code == 0, result.output
+    evals = {r["step"]: (r["eval_accuracy"], r["eval_loss"]) for r in read_metrics(out) if r.get("event") == "eval"}
+    assert [evals[s][0] for s in (2, 4, 6)] == [0.4375] * 3 and max(a for a, _ in evals.values()) == 0.4375
+    assert min((evals[s][1], s) for s in (2, 4, 6))[1] == 4
+    saved = json.loads((out / "manifest.json").read_text())["summary"]["saved"]
+    assert saved == {"step": 4, "of": 12, "choice": "best",
+                     "why": "best validation accuracy, ties by lower loss, then later step",
+                     "validation": {"accuracy": 0.4375, "loss": pytest.approx(evals[4][1], abs=1e-6)}}
+    assert f"saved model: best validation step 4 of 12 (accuracy 0.4375, loss {evals[4][1]:.4f})" in result.output
+    assert [r for r in read_metrics(out) if r.get("event") == "end"][0]["saved"]["step"] == 4
+
+
+def test_best_evaluation_rule():
+    from rmforge.train.trainer import compare_to_best, describe_saved
+
+    best = {"best": 0.5, "best_loss": 0.7, "best_step": 2}
+    assert compare_to_best("accuracy", {"accuracy": 0.5, "loss": 0.69}, best) == "better"
+    assert compare_to_best("accuracy", {"accuracy": 0.5, "loss": 0.7}, best) == "tie"  # the later step wins
+    assert compare_to_best("accuracy", {"accuracy": 0.5, "loss": 0.71}, best) == "worse"
+    assert compare_to_best("accuracy", {"accuracy": 0.55, "loss": 9.0}, best) == "better"
+    assert compare_to_best("accuracy", {"accuracy": float("nan"), "loss": 0.1}, best) is None
+    assert compare_to_best("loss", {"loss": 0.5}, {"best": 0.5}) == "tie"
+    assert compare_to_best("loss", {"loss": 0.4}, {"best": 0.5}) == "better"
+    assert compare_to_best("accuracy", {"accuracy": 0.1}, {"best": None}) == "better"
+    assert describe_saved({"step": 12, "of": 12, "choice": "last", "why": "no validation data",
+                           "validation": {}}) == "saved model: last step 12 of 12 (no validation data)"

@@ -29,7 +29,9 @@ def relaunch(launcher, argv: list[str]) -> bool:
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={launcher.nproc}",
            f"--nnodes={launcher.nnodes}", f"--node_rank={launcher.node_rank}",
            f"--master_addr={launcher.master_addr}", f"--master_port={port}", "-m", "rmforge", *argv]
-    console.print(f"launching {launcher.nproc} processes: {' '.join(cmd[2:])}")
+    from rich.markup import escape
+
+    console.print(f"launching {launcher.nproc} processes: {escape(' '.join(cmd[2:]))}", highlight=False)
     code = subprocess.call(cmd)
     if code:
         raise typer.Exit(code)
@@ -47,19 +49,18 @@ def _free_port() -> int:
 def _train(kind: str, recipe: str | None, overrides: list[str] | None) -> None:
     from rmforge.config import load_config
     from rmforge.train.config import BTConfig, PointwiseConfig
-    from rmforge.train.trainer import train_bt
+    from rich.markup import escape
+
+    from rmforge.train.trainer import describe_saved, train_bt
 
     path, extra = _split_args(recipe, overrides)
     cfg = load_config(path, extra, cls=BTConfig if kind == "bt" else PointwiseConfig)
     if relaunch(cfg.launcher, ["train", kind] + ([path] if path else []) + extra):
         return
     summary = train_bt(cfg, console=console)
-    val = summary.get("validation") or {}
-    if "accuracy" in val:
-        console.print(f"validation accuracy: {val['accuracy']:.4f} (loss {val['loss']:.4f})")
-    elif "mae" in val:
-        console.print(f"validation MSE: {val['mse']:.4f}, MAE: {val['mae']:.4f}")
-    console.print(f"model saved to {cfg.output_dir}")
+    if "saved" in summary:  # the main process (DDP workers return a summary without it)
+        console.print(escape(describe_saved(summary["saved"])), highlight=False)
+        console.print(f"model saved to {escape(str(cfg.output_dir))}", highlight=False)
 
 
 @app.command("bt", context_settings={"allow_extra_args": True})

@@ -9,6 +9,8 @@ Figures (written atomically into RUN_DIR/plots/ unless ``out_dir`` is given, 100
 - ``rewards.png``: histograms of chosen vs rejected rewards on the validation set, and of the
   per-pair margin; needs RUN_DIR/validation_rewards.jsonl (see ``save_validation_rewards``).
 
+The loss, accuracy and margin figures mark the step the saved (final) model comes from.
+
 A figure whose series hold no finite value is skipped with a note. Matplotlib is used through its Agg
 canvas directly (no pyplot, no display, no global backend switch).
 """
@@ -78,25 +80,10 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None,
     run_dir = Path(run_dir)
     if not (run_dir / "metrics.jsonl").is_file():
         raise RmforgeError(f"{run_dir} has no metrics.jsonl: is it an rmforge run directory?")
-    train, evals = _load_metrics(run_dir / "metrics.jsonl", note)
     out = Path(out_dir) if out_dir is not None else run_dir / "plots"
     out.mkdir(parents=True, exist_ok=True)
-    name = run_dir.resolve().name
-    figures = {
-        "loss.png": lambda: _curves(f"Loss: {name}", "loss (lower is better)",
-                                    [("train", train, "loss", _TRAIN), ("validation", evals, "eval_loss", _EVAL)]),
-        "accuracy.png": lambda: _curves(f"Pairwise accuracy: {name}", "accuracy (r_chosen > r_rejected)",
-                                        [("train", train, "accuracy", _TRAIN),
-                                         ("train top-1 (N-way)", train, "top1_accuracy", "#2ca02c"),
-                                         ("validation", evals, "eval_accuracy", _EVAL)], hline=0.5, unit=True),
-        "margin.png": lambda: _curves(f"Reward margin: {name}", "mean r_chosen - r_rejected",
-                                      [("train", train, "margin", _TRAIN), ("validation", evals, "eval_margin", _EVAL)],
-                                      hline=0.0),
-        "lr.png": lambda: _optim(name, train),
-        "rewards.png": lambda: _rewards(name, run_dir, validation_rewards, note),
-    }
     written = []
-    for filename, build in figures.items():
+    for filename, build in figures(run_dir, validation_rewards, note).items():
         fig = build()
         if fig is None:
             if filename != "rewards.png":
@@ -106,17 +93,55 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None,
     return written
 
 
-def _load_metrics(path: Path, note: Callable[[str], None]) -> tuple[list[dict], list[dict]]:
-    """Training rows and eval rows, one per step (the last wins: a resumed run logs some steps twice)."""
-    train, evals, bad = {}, {}, 0
+def figures(run_dir: str | Path, validation_rewards=None, note: Callable[[str], None] | None = None) -> dict:
+    """``{file name: builder}``; each builder returns a matplotlib Figure, or None when it has no data.
+
+    The loss, accuracy and margin figures mark the step the final model comes from (the ``end`` row's
+    ``saved.step``, or ``best_step`` in runs of earlier versions) with a dashed line and a star on the
+    validation curve.
+    """
+    note = note or _log.info
+    run_dir = Path(run_dir)
+    train, evals, saved = _load_metrics(run_dir / "metrics.jsonl", note)
+    name = run_dir.resolve().name
+    return {
+        "loss.png": lambda: _curves(f"Loss: {name}", "loss (lower is better)",
+                                    [("train", train, "loss", _TRAIN), ("validation", evals, "eval_loss", _EVAL)],
+                                    saved=saved),
+        "accuracy.png": lambda: _curves(f"Pairwise accuracy: {name}", "accuracy (r_chosen > r_rejected)",
+                                        [("train", train, "accuracy", _TRAIN),
+                                         ("train top-1 (N-way)", train, "top1_accuracy", "#2ca02c"),
+                                         ("validation", evals, "eval_accuracy", _EVAL)], hline=0.5, unit=True,
+                                        saved=saved),
+        "margin.png": lambda: _curves(f"Reward margin: {name}", "mean r_chosen - r_rejected",
+                                      [("train", train, "margin", _TRAIN), ("validation", evals, "eval_margin", _EVAL)],
+                                      hline=0.0, saved=saved),
+        "lr.png": lambda: _optim(name, train),
+        "rewards.png": lambda: _rewards(name, run_dir, validation_rewards, note),
+    }
+
+
+def saved_label(saved: dict) -> str:
+    """Legend text of the saved-model marker, e.g. ``saved model: best validation step 80 of 120``."""
+    kind = {"best": "best validation step ", "last": "last step "}.get(saved.get("choice"), "step ")
+    return f"saved model: {kind}{saved['step']}" + (f" of {saved['of']}" if saved.get("of") else "")
+
+
+def _load_metrics(path: Path, note: Callable[[str], None]) -> tuple[list[dict], list[dict], dict | None]:
+    """Training rows and eval rows, one per step (the last wins: a resumed run logs some steps twice), and
+    which step the final model is (from the last ``end`` row; None when the run has not finished)."""
+    train, evals, saved, bad = {}, {}, None, 0
     for line in path.read_text(encoding="utf-8").splitlines():
         if not line.strip():
             continue
         try:
             row = json.loads(line)
             event = row.get("event")
+            if event == "end":
+                saved = _saved(row)
+                continue
             if event not in (None, "eval"):
-                continue  # start, end, early_stop: no curve
+                continue  # start, early_stop: no curve
             step = int(row["step"])
         except (ValueError, KeyError, TypeError, AttributeError):
             bad += 1  # e.g. a line being written by a run still in progress
@@ -124,7 +149,17 @@ def _load_metrics(path: Path, note: Callable[[str], None]) -> tuple[list[dict], 
         (train if event is None else evals)[step] = row
     if bad:
         note(f"metrics.jsonl: {bad} unreadable line(s) ignored")
-    return [train[s] for s in sorted(train)], [evals[s] for s in sorted(evals)]
+    return [train[s] for s in sorted(train)], [evals[s] for s in sorted(evals)], saved
+
+
+def _saved(end: dict) -> dict | None:
+    """The saved-model record of an ``end`` row (runs of earlier versions only logged ``best_step``)."""
+    saved = end.get("saved")
+    if isinstance(saved, dict) and isinstance(saved.get("step"), int):
+        return saved
+    if isinstance(end.get("best_step"), int):
+        return {"step": end["best_step"], "of": end.get("steps")}
+    return None
 
 
 def _series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
@@ -132,8 +167,10 @@ def _series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
     return (xs, ys) if any(math.isfinite(y) for y in ys) else ([], [])
 
 
-def _curves(title: str, ylabel: str, specs: list, hline: float | None = None, unit: bool = False):
-    """One panel of metric-vs-step lines; None when no series has a finite value."""
+def _curves(title: str, ylabel: str, specs: list, hline: float | None = None, unit: bool = False,
+            saved: dict | None = None):
+    """One panel of metric-vs-step lines; None when no series has a finite value. ``saved``: the step the
+    final model comes from, drawn as a dashed vertical line, with a star on the validation curve there."""
     data = [(label, *_series(rows, key), color) for label, rows, key, color in specs]
     data = [d for d in data if d[1]]
     if not data:
@@ -141,6 +178,12 @@ def _curves(title: str, ylabel: str, specs: list, hline: float | None = None, un
     fig, ax = _figure(1)
     for label, xs, ys, color in data:
         ax.plot(xs, ys, label=label, color=color, lw=1.6, **_marker(xs))
+    if saved is not None:
+        ax.axvline(saved["step"], color="#2ca02c", lw=1.2, ls="--", label=saved_label(saved))
+        for label, xs, ys, color in data:
+            if label == "validation" and saved["step"] in xs and math.isfinite(ys[xs.index(saved["step"])]):
+                ax.plot([saved["step"]], [ys[xs.index(saved["step"])]], marker="*", markersize=14, color="#2ca02c",
+                        ls="none")
     if hline is not None:
         ax.axhline(hline, color="grey", lw=0.8, ls="--", label="chance" if unit else None)
     if unit:

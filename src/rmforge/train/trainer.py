@@ -17,6 +17,7 @@ import torch
 from rmforge import __version__
 from rmforge.config import dump_config
 from rmforge.errors import RmforgeError
+from rmforge.fileio import atomic_dir
 from rmforge.train import checkpoint as ckpt_io
 from rmforge.train.attention import attn_implementation, resolve_packing, use_flex_attention
 from rmforge.train.batching import batch_order, collate, length_buckets, packed_batch, plain_rows
@@ -227,7 +228,8 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
 
     scheduler = get_scheduler(opt.scheduler, optimizer, num_warmup_steps=int(opt.warmup_ratio * total),
                               num_training_steps=total)
-    state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "best_step": None, "bad_evals": 0}
+    state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "best_loss": None, "best_step": None,
+             "bad_evals": 0}
     if resume_from is not None:
         state = ckpt_io.load_checkpoint(resume_from, model, optimizer, scheduler)
     model, optimizer = engine.prepare(model, optimizer)
@@ -327,30 +329,54 @@ def check_finite_loss(engine, cfg, bad_loss: float | None, step: int, total: int
 
 
 def _evaluate(cfg, engine, model, prep, state, log, out, final: bool = False) -> tuple[bool, tuple | None]:
-    """Validation pass; tracks the best checkpoint. Returns (early stop?, (metrics, rewards))."""
-    if not prep.validation or not engine.is_main:
-        engine.barrier()
+    """Validation pass; tracks the best checkpoint. Returns (early stop?, (metrics, rewards)); the early
+    stop decision (made on the main process) is shared with every process."""
+    if not prep.validation:
         return False, None
-    net = engine.unwrap(model)
-    metrics, rewards = validation_pass(cfg, engine, net, prep)
-    log.write({"event": "eval", "step": state["step"], **{f"eval_{k}": v for k, v in metrics.items()}})
-    metric = best_metric(cfg)
-    value = metrics.get(metric)
-    stop = False
-    if value is not None and not math.isnan(value):
-        better = state["best"] is None or (value > state["best"] if metric == "accuracy" else value < state["best"])
-        if better:
-            state.update(best=value, best_step=state["step"], bad_evals=0)
+    stop, result = False, None
+    if engine.is_main:
+        net = engine.unwrap(model)
+        metrics, rewards = validation_pass(cfg, engine, net, prep)
+        result = (metrics, rewards)
+        log.write({"event": "eval", "step": state["step"], **{f"eval_{k}": v for k, v in metrics.items()}})
+        verdict = compare_to_best(best_metric(cfg), metrics, state)
+        if verdict in ("better", "tie"):  # a full tie goes to the later step
+            state.update(best=metrics[best_metric(cfg)], best_loss=metrics.get("loss"), best_step=state["step"])
             if cfg.checkpoint.save_best and not final:
-                net.save_pretrained(out / "checkpoints" / "best", safe_serialization=True)
-        else:
+                with atomic_dir(out / "checkpoints" / "best") as tmp:
+                    net.save_pretrained(tmp, safe_serialization=True)
+        if verdict == "better":
+            state["bad_evals"] = 0
+        elif verdict is not None:
             state["bad_evals"] += 1
             patience = cfg.eval.early_stopping_patience
             stop = patience is not None and state["bad_evals"] >= patience
             if stop:
                 log.write({"event": "early_stop", "step": state["step"], "best_step": state["best_step"]})
+    if engine.world > 1:
+        stop = engine.sum([float(stop)])[0] > 0
     engine.barrier()
-    return stop, (metrics, rewards)
+    return stop, result
+
+
+def compare_to_best(metric: str, metrics: dict, state: dict) -> str | None:
+    """``better``, ``tie`` or ``worse`` than the best evaluation so far (None: the metric is missing or NaN).
+
+    Higher accuracy wins (lower loss for ``metric=loss``); equal accuracies are decided by the lower
+    validation loss, and a full tie by the later step (the caller's choice)."""
+    value = metrics.get(metric)
+    if value is None or math.isnan(value):
+        return None
+    if state.get("best") is None:
+        return "better"
+
+    def key(v, loss):
+        primary = v if metric == "accuracy" else -v
+        tiebreak = -loss if loss is not None and math.isfinite(loss) else -math.inf
+        return (primary, tiebreak if metric == "accuracy" else 0.0)
+
+    new, old = key(value, metrics.get("loss")), key(state["best"], state.get("best_loss"))
+    return "better" if new > old else "tie" if new == old else "worse"
 
 
 def best_metric(cfg) -> str:
@@ -434,6 +460,7 @@ def _finish(cfg, engine, model, prep, state, log, out, final_eval: tuple | None)
         if use_best or (final_eval is None and prep.validation):  # the weights differ from the last pass
             final_eval = validation_pass(cfg, engine, net, prep)
         metrics, rewards = final_eval if final_eval is not None else ({}, [])
+        summary["saved"] = saved_model(cfg, state, use_best, bool(prep.validation), metrics)
         flat = [r for rs in rewards for r in rs]
         summary["validation"] = metrics
         pairs = [(s, r) for s, r in zip(prep.validation, rewards) if s.kind == "pair"]
@@ -457,6 +484,30 @@ def _finish(cfg, engine, model, prep, state, log, out, final_eval: tuple | None)
         log.close()
     engine.barrier()
     return summary
+
+
+def saved_model(cfg, state: dict, use_best: bool, has_validation: bool, metrics: dict) -> dict:
+    """Which step the final model is (``summary.saved`` in the manifest and the ``end`` row of metrics.jsonl)."""
+    steps, best = state["step"], state.get("best_step")
+    metric = best_metric(cfg)
+    if use_best or (best == steps and cfg.checkpoint.save_best):
+        choice, why = "best", (f"best validation {metric}" + (", ties by lower loss, then later step"
+                                                                if metric == "accuracy" else ", ties by later step"))
+    elif not has_validation:
+        choice, why = "last", "no validation data"
+    elif not cfg.checkpoint.save_best:
+        choice, why = "last", "checkpoint.save_best=false"
+    else:
+        choice, why = "last", f"no finite validation {metric}"
+    return {"step": state["best_step"] if use_best else steps, "of": steps, "choice": choice, "why": why,
+            "validation": {k: metrics[k] for k in ("accuracy", "loss", "mse", "mae") if k in metrics}}
+
+
+def describe_saved(saved: dict) -> str:
+    """One line for the console: ``saved model: best validation step 80 of 120 (accuracy 0.7100, loss 0.5800)``."""
+    head = "best validation step" if saved["choice"] == "best" else "last step"
+    figures = ", ".join(f"{k} {v:.4f}" for k, v in saved.get("validation", {}).items())
+    return f"saved model: {head} {saved['step']} of {saved['of']} ({figures or saved['why']})"
 
 
 def reward_normalization(rewards: list[float]) -> dict:
@@ -486,10 +537,13 @@ def report_data(console, stats: dict) -> None:
     """One console line per split: samples kept, truncated and dropped (with reasons)."""
     if console is None:
         return
+    from rich.markup import escape
+
     for split, s in stats.items():
         why = ", ".join(f"{k}: {v}" for k, v in s.get("dropped_by_reason", {}).items())
-        console.print(f"{split}: {s['samples']} samples, kept {s.get('kept', 0)}, truncated {s.get('truncated', 0)}, "
-                      f"dropped {s.get('dropped', 0)}" + (f" ({why})" if why else ""))
+        console.print(escape(f"{split}: {s['samples']} samples, kept {s.get('kept', 0)}, truncated "
+                             f"{s.get('truncated', 0)}, dropped {s.get('dropped', 0)}" + (f" ({why})" if why else "")),
+                      highlight=False)
 
 
 def progress_bar(total: int, initial: int, enabled: bool):
