@@ -59,3 +59,12 @@ class OutputPathError(RmforgeError):
 
 class NonFiniteLossError(RmforgeError):
     """Training stopped because the loss became NaN or infinite (no model is saved from that state)."""
+
+
+class ModelLoadError(RmforgeError):
+    """A model whose files cannot be loaded: a truncated or corrupted weights file, or an unreadable run
+    manifest (``manifest.json``)."""
+
+
+class NonFiniteRewardError(RmforgeError):
+    """A model whose weights or rewards are NaN or infinite (the weights are most likely corrupted)."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -31,7 +32,7 @@ from typing import Any
 import torch
 
 from rmforge.data.schema import Sample
-from rmforge.errors import ConfigError, RmforgeError
+from rmforge.errors import ConfigError, ModelLoadError, NonFiniteRewardError, RmforgeError
 from rmforge.train.tokenize import (
     EncodedSample,
     EncodeStats,
@@ -98,7 +99,29 @@ class Scorer:
         for enc, r in zip(encoded, rewards):
             out[enc.index] = r
         self.seconds = time.perf_counter() - start
+        check_finite_rewards(self.name, rewards)
         return out, stats
+
+
+def check_finite_rewards(name: str, rewards: Sequence[Sequence[float]]) -> None:
+    """Raise :class:`NonFiniteRewardError` when any item's rewards hold NaN or +-Inf (instead of
+    scoring them as wrong: NaN comparisons are False, so a corrupted model reads as accuracy 0)."""
+    bad = [r for r in rewards if not all(math.isfinite(v) for v in r)]
+    if bad:
+        flat = [v for r in bad for v in r if not math.isfinite(v)]
+        kinds = "/".join(k for k, hit in (("NaN", any(math.isnan(v) for v in flat)),
+                                          ("Inf", any(math.isinf(v) for v in flat))) if hit)
+        raise NonFiniteRewardError(f"model {name} produced non-finite rewards ({kinds}) for {len(bad)} of "
+                                   f"{len(rewards)} items: the weights may be corrupted")
+
+
+def check_finite_weights(name: str, model) -> None:
+    """Raise :class:`NonFiniteRewardError` naming the first parameter that holds NaN or Inf."""
+    bad = [n for n, p in model.named_parameters() if p.is_floating_point() and not bool(torch.isfinite(p).all())]
+    if bad:
+        total = sum(1 for _ in model.parameters())
+        raise NonFiniteRewardError(f"model {name} has non-finite weights (NaN/Inf) in {len(bad)} of {total} "
+                                   f"tensors (first: {bad[0]}): the weights may be corrupted")
 
 
 def load_scorer(model: str | os.PathLike, *, max_length: int | None = None, batch_size: int = 32,
@@ -116,11 +139,17 @@ def load_scorer(model: str | os.PathLike, *, max_length: int | None = None, batc
         raise ConfigError(f"batch_size must be >= 1, not {batch_size}")
     name = str(model)
     manifest_path = find_manifest(name)
-    manifest = _read_manifest(manifest_path) if manifest_path else None
+    manifest = read_manifest(manifest_path) if manifest_path else None
     num_labels = _num_labels(name)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(HEAD_SEED)
-        loaded = load_reward_model(name, num_labels=num_labels)
+        try:
+            loaded = load_reward_model(name, num_labels=num_labels)
+        except RmforgeError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - safetensors/transformers raise many types; one line for the user
+            raise _load_error(name, exc) from None
+    check_finite_weights(name, loaded.model)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     net = loaded.model.to(dev).eval()
     if manifest is not None:
@@ -146,14 +175,33 @@ def find_manifest(model: str) -> Path | None:
     return None
 
 
-def _read_manifest(path: Path) -> dict:
+def read_manifest(path: str | os.PathLike) -> dict:
+    """A run's ``manifest.json`` as a dict; :class:`ModelLoadError` (one line naming the file) when it is
+    unreadable, not JSON, not a JSON object, or has no ``encoding`` section."""
+    path = Path(path)
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise RmforgeError(f"{path}: unreadable run manifest: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ModelLoadError(f"{path}: corrupted run manifest: not UTF-8 text (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise ModelLoadError(f"{path}: corrupted run manifest: invalid JSON at line {exc.lineno}, column "
+                             f"{exc.colno}: {exc.msg}") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise ModelLoadError(f"{path}: unreadable run manifest: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise ModelLoadError(f"{path}: corrupted run manifest: expected a JSON object, got {type(manifest).__name__}")
     if not isinstance(manifest.get("encoding"), dict):
-        raise RmforgeError(f"{path}: the manifest has no 'encoding' section (not an rmforge run directory?)")
+        raise ModelLoadError(f"{path}: the manifest has no 'encoding' section (not an rmforge run directory?)")
     return manifest
+
+
+def _load_error(name: str, exc: Exception) -> ModelLoadError:
+    """One-line error for a model whose files cannot be loaded."""
+    msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if type(exc).__name__ == "SafetensorError" or "safetensors" in type(exc).__module__:
+        return ModelLoadError(f"{name}: cannot read the model weights (model.safetensors: {msg}): the file may "
+                              f"be truncated or corrupted")
+    return ModelLoadError(f"cannot load model '{name}': {type(exc).__name__}: {msg}")
 
 
 def _num_labels(name: str) -> int:
