@@ -42,6 +42,31 @@ def run_dir(tmp_path_factory, demo) -> Path:
     return root / "run"
 
 
+def nan_copy(run: Path, dest: Path) -> Path:
+    """A copy of ``run`` whose top-level ``model.safetensors`` float32 data bytes are all NaN (the
+    header stays valid, so the model loads): a corrupted model."""
+    import json
+    import shutil
+    import struct
+
+    shutil.copytree(run, dest, ignore=shutil.ignore_patterns("checkpoint*", "checkpoints"))
+    weights = dest / "model.safetensors"
+    raw = bytearray(weights.read_bytes())
+    (size,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + size])
+    for name, meta in header.items():
+        if name != "__metadata__" and meta["dtype"] == "F32":
+            start, end = (8 + size + o for o in meta["data_offsets"])
+            raw[start:end] = b"\x00\x00\xc0\x7f" * ((end - start) // 4)
+    weights.write_bytes(bytes(raw))
+    return dest
+
+
+@pytest.fixture(scope="session")
+def nan_run_dir(run_dir, tmp_path_factory) -> Path:
+    return nan_copy(run_dir, tmp_path_factory.mktemp("serve_nan") / "run")
+
+
 @pytest.fixture(scope="session")
 def bert_dir(tmp_path_factory) -> Path:
     return tiny_model("bert", tmp_path_factory.mktemp("serve_bert") / "bert")

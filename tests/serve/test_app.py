@@ -1,17 +1,21 @@
-"""HTTP behaviour in-process (FastAPI TestClient, real tiny backend): auth, limits, validation, metrics;
-503/504 with a blocking stand-in backend (the real-process paths are in test_process.py)."""
+"""HTTP behaviour in-process (FastAPI TestClient, real tiny backend): auth, --allow-from by peer address,
+auth before the body, body deadline, limits, validation, metrics, non-finite rewards; 503/504 with a
+blocking stand-in backend (the real-process paths are in test_process.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import threading
 import time
 
 import pytest
 from fastapi.testclient import TestClient
 
-from rmforge.serve.app import create_app
+from rmforge.errors import ConfigError, RmforgeError
+from rmforge.serve.app import create_app, probe_backend
 from rmforge.serve.backend import ScalarBackend
-from rmforge.serve.config import ServeConfig
+from rmforge.serve.config import ServeConfig, check_auth, parse_networks
 
 TOKEN = "t0ken"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -141,3 +145,123 @@ def test_queue_full_503_and_timeout_504():
         resp = client.post("/score", json=ONE)
         slow.release.set()
         assert resp.status_code == 504 and "not scored within 0.2 s" in resp.json()["detail"]
+
+
+# ---------------------------------------------------------------- allow-list, auth before body, timeouts
+NETS = parse_networks(["10.0.0.0/8", "fd00::/8"])
+
+
+def test_allow_from_uses_the_peer_address(backend):
+    """OpenRLHF sends no Authorization header: clients in --allow-from need none, others still do.
+    The rule reads the ASGI peer (scope["client"]), never X-Forwarded-For."""
+    app = create_app(backend, ServeConfig(), TOKEN, NETS)
+    for peer in ("10.1.2.3", "::ffff:10.0.0.7", "fd00::5"):
+        with TestClient(app, client=(peer, 40000)) as c:
+            resp = c.post("/get_reward", json={"query": ["hi there"]})  # OpenRLHF's body, no header
+            assert resp.status_code == 200 and len(resp.json()["rewards"]) == 1, peer
+    with TestClient(app, client=("192.168.0.9", 40000)) as c:
+        spoofed = c.post("/get_reward", json={"query": ["hi"]}, headers={"X-Forwarded-For": "10.1.2.3",
+                                                                         "X-Real-IP": "10.1.2.3"})
+        assert spoofed.status_code == 401 and spoofed.headers["www-authenticate"] == "Bearer"
+        assert c.post("/get_reward", json={"query": ["hi"]}, headers=AUTH).status_code == 200
+        assert c.get("/health").status_code == 200
+    only_list = create_app(backend, ServeConfig(), None, NETS)  # --allow-from without --token
+    with TestClient(only_list, client=("192.168.0.9", 40000)) as c:
+        outside = c.post("/score", json=ONE, headers=AUTH)
+        assert outside.status_code == 403
+        assert outside.json()["detail"] == "client address 192.168.0.9 is not allowed (--allow-from)"
+        info = TestClient(only_list, client=("10.9.9.9", 1)).get("/info").json()
+        assert info["auth"] is True and info["allow_from"] == ["10.0.0.0/8", "fd00::/8"]
+
+
+def test_parse_networks_and_check_auth():
+    assert [str(n) for n in parse_networks(["10.1.2.3/8", "192.168.1.7"])] == ["10.0.0.0/8", "192.168.1.7/32"]
+    with pytest.raises(ConfigError, match=r"--allow-from 'ten' is not an IP address or network"):
+        parse_networks(["ten"])
+    with pytest.raises(ConfigError, match=r"--allow-from ::/0 admits every client"):
+        parse_networks(["::/0"])
+    check_auth("0.0.0.0", None, False, ["10.0.0.0/8"])  # allow-list alone protects a public host
+    with pytest.raises(ConfigError, match="either --allow-from or --no-auth"):
+        check_auth("127.0.0.1", None, True, ["10.0.0.0/8"])
+
+
+def _asgi(app, method, path, headers, chunks, hang=False):
+    """Call the ASGI app directly; returns (status, headers, body, receive calls)."""
+    calls, sent = [], []
+
+    async def receive():
+        calls.append(1)
+        if len(calls) <= len(chunks):
+            return {"type": "http.request", "body": chunks[len(calls) - 1],
+                    "more_body": hang or len(calls) < len(chunks)}
+        await asyncio.sleep(3600)  # a client that stalls mid-body
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": path, "raw_path": path.encode(), "query_string": b"",
+             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()], "client": ("1.2.3.4", 5),
+             "server": ("127.0.0.1", 8000), "scheme": "http", "http_version": "1.1", "root_path": ""}
+    asyncio.run(app(scope, receive, send))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], dict(start["headers"]), body, len(calls)
+
+
+def test_auth_is_checked_before_the_body_is_read(backend):
+    app = create_app(backend, ServeConfig(), TOKEN)
+    big = {"content-length": str(8 * 1024 * 1024), "content-type": "application/json"}
+    for headers, code in ((big, 401), ({**big, "authorization": "Bearer nope"}, 403)):
+        status, resp_headers, body, reads = _asgi(app, "POST", "/score", headers, [b"x" * 65536] * 128)
+        assert (status, reads) == (code, 0)  # answered from the head alone: not one body chunk read
+        assert resp_headers[b"connection"] == b"close"  # the unread rest is never taken in
+
+
+def test_half_sent_body_gets_408(backend):
+    app = create_app(backend, ServeConfig(read_timeout_s=0.3), TOKEN)
+    start = time.monotonic()
+    status, headers, body, reads = _asgi(app, "POST", "/score", {**AUTH, "content-length": "400"},
+                                         [b'{"items": [' + b" " * 100], hang=True)
+    assert status == 408 and json.loads(body)["detail"] == "request body not received within 0.3 s"
+    assert headers[b"connection"] == b"close" and time.monotonic() - start < 2
+
+
+# ---------------------------------------------------------------- non-finite rewards
+class NaNBackend(BlockingBackend):
+    """Stand-in for a corrupted model: every reward is NaN."""
+
+    name = "nan-model"
+
+    def run(self, jobs):
+        return [[[float("nan")] * len(g.responses) for g in job] for job in jobs]
+
+
+def test_non_finite_reward_is_a_500_not_null():
+    with TestClient(create_app(NaNBackend(), ServeConfig(max_wait_ms=0))) as client:
+        resp = client.post("/score", json=ONE)
+        assert resp.status_code == 500
+        assert resp.json()["detail"] == ("items[0]: the model returned a non-finite reward (NaN or Inf); "
+                                         "its weights may be corrupted")
+        assert 'rmforge_errors_total{reason="non_finite"} 1.0' in client.get("/metrics").text
+    with pytest.raises(RmforgeError, match=r"nan-model: the model gives a non-finite reward \(nan\) on a probe"):
+        probe_backend(NaNBackend())
+
+
+def test_backend_error_is_a_500_with_its_message():
+    class Broken(BlockingBackend):
+        def run(self, jobs):
+            raise RmforgeError("reward is NaN for 1 of 1 rows")
+
+    with TestClient(create_app(Broken(), ServeConfig(max_wait_ms=0))) as client:
+        resp = client.post("/score", json=ONE)
+        assert resp.status_code == 500 and resp.json()["detail"] == "scoring failed: reward is NaN for 1 of 1 rows"
+        assert 'rmforge_errors_total{reason="model"} 1.0' in client.get("/metrics").text
+
+
+def test_corrupted_run_is_served_500_and_refused_at_startup(nan_run_dir):
+    backend = ScalarBackend.load(str(nan_run_dir), device="cpu")
+    with pytest.raises(RmforgeError, match="refusing to serve it"):
+        probe_backend(backend)
+    with TestClient(create_app(backend, ServeConfig(max_wait_ms=0))) as client:
+        resp = client.post("/score", json=ONE)
+        assert resp.status_code == 500 and "NaN" in resp.json()["detail"], resp.text

@@ -75,3 +75,18 @@ def test_bounded_queue_and_timeout():
             await b.submit(6, 1, 5)  # stopped
 
     asyncio.run(main())
+
+
+def test_a_job_that_breaks_the_step_fails_alone():
+    """A merged step that raises is rerun job by job: the breaking job fails, its batch-mates are answered."""
+    steps = []
+
+    def run(payloads):
+        steps.append(list(payloads))
+        if 13 in payloads:
+            raise RuntimeError("reward is NaN")
+        return [p * 10 for p in payloads]
+
+    out = asyncio.run(_burst(DynamicBatcher(run, max_batch_rows=8, max_wait_s=0.2), [1, 13, 3]))
+    assert out[0] == 10 and out[2] == 30 and isinstance(out[1], RuntimeError)
+    assert steps == [[1, 13, 3], [1], [13], [3]]

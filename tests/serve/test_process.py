@@ -1,11 +1,13 @@
 """Real `rmforge serve` processes: the ready line, auth, client/grader parity over HTTP, graceful
-shutdown with a request in flight, and a bounded soak test (64 concurrent clients)."""
+shutdown (exit 0) with a request in flight, a bounded soak test (64 concurrent clients), --allow-from by
+TCP peer, slow clients (half head, half body, unauthenticated big body), the connection cap, and a
+corrupted model refused at start-up."""
 
 from __future__ import annotations
 
 import asyncio
 import re
-import signal
+import socket
 import threading
 import time
 
@@ -107,7 +109,7 @@ def test_graceful_shutdown_finishes_in_flight(run_dir, serve_process):
         srv.terminate()
         worker.join(30)
         assert result["resp"].status_code == 200 and len(result["resp"].json()["rewards"]) == 1
-        assert srv.proc.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once drained
+        assert srv.proc.wait(30) == 0  # a graceful stop is a success (uvicorn alone re-raises: 143)
         with pytest.raises(httpx.ConnectError):
             httpx.get(srv.url + "/health")
 
@@ -117,6 +119,9 @@ def test_graceful_shutdown_finishes_in_flight(run_dir, serve_process):
     (["serve", "m", "--no-auth", "--host", "0.0.0.0"], "only allowed on a loopback host"),
     (["serve", "m", "--no-auth", "--token", "x"], "either --token or --no-auth"),
     (["serve", "m", "--no-auth", "--bogus"], "unexpected arguments: --bogus"),
+    (["serve", "m", "--allow-from", "10.0.0.0/33"], "--allow-from '10.0.0.0/33' is not an IP address or network"),
+    (["serve", "m", "--allow-from", "0.0.0.0/0", "--host", "0.0.0.0"], "--allow-from 0.0.0.0/0 admits every client"),
+    (["serve", "m", "--allow-from", "10.0.0.0/8", "--no-auth"], "either --allow-from or --no-auth"),
 ])
 def test_cli_refuses_unsafe_or_unknown(argv, message, monkeypatch):
     monkeypatch.delenv("RMFORGE_SERVE_TOKEN", raising=False)
@@ -124,6 +129,98 @@ def test_cli_refuses_unsafe_or_unknown(argv, message, monkeypatch):
     assert result.exit_code == 2 and message in result.output, result.output
 
 
+def test_cli_refuses_a_corrupted_model(nan_run_dir):
+    """NaN weights behind a valid safetensors header: one forward at start-up refuses it, exit 1, one line."""
+    result = CliRunner().invoke(app, ["serve", str(nan_run_dir), "--no-auth", "--port", "0"])
+    assert result.exit_code == 1 and "refusing to serve it" in result.output, result.output
+    assert "Traceback" not in result.output and "serving on" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
 def test_cli_missing_model_exit_1(tmp_path):
     result = CliRunner().invoke(app, ["serve", str(tmp_path / "nope"), "--no-auth"])
     assert result.exit_code == 1 and "not found" in result.output
+
+
+# ------------------------------------------------------------------ --allow-from and slow clients
+@pytest.fixture(scope="module")
+def guarded(run_dir, serve_process):
+    """Token + allow-list of 127.0.0.2 (another loopback source address), short read deadline, 6 connections."""
+    with serve_process(run_dir, "--port", "0", "--token", TOKEN, "--allow-from", "127.0.0.2/32",
+                       "--read-timeout", "2", "--max-connections", "6") as srv:
+        yield srv
+
+
+def _post_raw(url: str, head: str, body: bytes = b"", source: str = "127.0.0.1") -> socket.socket:
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=10, source_address=(source, 0))
+    sock.sendall(head.encode() + body)
+    return sock
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except (ConnectionResetError, TimeoutError):
+        pass
+    return data
+
+
+def test_allow_from_real_peer_address(guarded):
+    """OpenRLHF's client (no Authorization header) from an allowed address gets rewards; from any other
+    address it needs the token, and X-Forwarded-For changes nothing (the TCP peer decides)."""
+    body = {"query": ["<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nhello<|im_end|>"]}
+    allowed = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"))
+    resp = allowed.post(guarded.url + "/get_reward", json=body, headers={"Content-Type": "application/json"})
+    assert resp.status_code == 200 and len(resp.json()["rewards"]) == 1
+    other = httpx.post(guarded.url + "/get_reward", json=body, headers={"X-Forwarded-For": "127.0.0.2"})
+    assert other.status_code == 401 and "bearer token" in other.json()["detail"]
+    with_token = httpx.post(guarded.url + "/get_reward", json=body, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert with_token.json()["rewards"] == pytest.approx(resp.json()["rewards"], abs=1e-6)
+
+
+def test_slow_clients_are_cut_off(guarded):
+    auth = f"Authorization: Bearer {TOKEN}\r\n"
+    start = time.monotonic()
+    half_head = _post_raw(guarded.url, "POST /score HTTP/1.1\r\nHost: x\r\n")  # never finishes its head
+    stalled = _post_raw(guarded.url, f"POST /score HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json"
+                                     "\r\nContent-Length: 400\r\n\r\n", b'{"items": [' + b" " * 100)
+    answer = _read_all(stalled)  # half the body, then nothing: 408 at the deadline, connection closed
+    assert answer.startswith(b"HTTP/1.1 408 ") and b"request body not received within 2 s" in answer
+    assert b"connection: close" in answer.lower()
+    assert _read_all(half_head) == b""  # closed without an answer
+    assert time.monotonic() - start < 8
+
+
+def test_unauthenticated_big_body_is_refused_unread(guarded):
+    """401 from the head alone, while the client is still sending: the server never buffers the body."""
+    before = _rss_kb(guarded.proc.pid)
+    head = "POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 8000000\r\n\r\n"
+    start = time.monotonic()
+    for _ in range(5):
+        sock = _post_raw(guarded.url, head, b"[" + b" " * 65535)  # 64 KB of 8 MB sent
+        answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 401 ") and b"connection: close" in answer, answer[:200]
+        try:
+            for _ in range(32):
+                sock.sendall(b" " * 65536)  # the rest: refused, the server closed the connection
+        except OSError:
+            pass
+        sock.close()
+    assert time.monotonic() - start < 2  # answered long before the 2 s read deadline
+    assert (_rss_kb(guarded.proc.pid) - before) / 1024 < 5
+
+
+def test_connection_cap_503(guarded):
+    idle = [_post_raw(guarded.url, "") for _ in range(5)]
+    try:
+        time.sleep(0.2)
+        capped = httpx.get(guarded.url + "/health")
+        assert capped.status_code == 503 and capped.text == "Service Unavailable"
+    finally:
+        for sock in idle:
+            sock.close()
+    time.sleep(0.2)
+    assert httpx.get(guarded.url + "/health").status_code == 200

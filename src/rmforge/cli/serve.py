@@ -18,6 +18,8 @@ def serve(
     token: str = typer.Option(None, "--token", envvar="RMFORGE_SERVE_TOKEN",
                               help="bearer token clients must send (or RMFORGE_SERVE_TOKEN)"),
     no_auth: bool = typer.Option(False, "--no-auth", help="no authentication (loopback hosts only)"),
+    allow_from: list[str] = typer.Option(None, "--allow-from", help="CIDR (repeatable) whose clients need no token, "
+                                         "checked against the TCP peer address (for OpenRLHF)"),
     normalize: bool = typer.Option(False, "--normalize", help="/get_reward returns (r - mean) / std of the run"),
     batch_size: int = typer.Option(None, "--batch-size", min=1,
                                    help="rows per forward pass (default: 8 on CPU, 64 on GPU)"),
@@ -27,6 +29,10 @@ def serve(
     max_items: int = typer.Option(1024, "--max-items", min=1, help="responses per request before 413"),
     max_body_mb: float = typer.Option(8.0, "--max-body-mb", min=0.001, help="request body limit (413)"),
     timeout_s: float = typer.Option(60.0, "--timeout", min=0.001, help="per-request limit in seconds (504)"),
+    read_timeout_s: float = typer.Option(30.0, "--read-timeout", min=0.001,
+                                         help="seconds to send the request head, and then the body (408)"),
+    max_connections: int = typer.Option(256, "--max-connections", min=1,
+                                        help="open connections / running requests before 503"),
     no_batching: bool = typer.Option(False, "--no-batching", help="one forward per request (baseline)"),
     max_length: int = typer.Option(None, "--max-length", min=2, help="token limit (default: the run's, else 512)"),
     precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 or fp16 autocast"),
@@ -50,22 +56,24 @@ def serve(
 
     def run() -> None:
         from rmforge.errors import ConfigError
-        from rmforge.serve.app import create_app
+        from rmforge.serve.app import create_app, probe_backend
         from rmforge.serve.backend import ScalarBackend
-        from rmforge.serve.config import ServeConfig, check_auth
+        from rmforge.serve.config import ServeConfig, check_auth, parse_networks
         from rmforge.serve.judge_backend import JudgeBackend, detect_kind
         from rmforge.serve.server import run_server
 
         if ctx.args:
             raise ConfigError(f"unexpected arguments: {' '.join(ctx.args)}")
-        check_auth(host, token, no_auth)
+        check_auth(host, token, no_auth, allow_from or ())
+        networks = parse_networks(allow_from)
         import torch
 
         if threads:
             torch.set_num_threads(threads)
         cfg = ServeConfig(max_batch_rows=max_batch_rows, max_wait_ms=max_wait_ms, dynamic_batching=not no_batching,
                           max_queue_rows=max_queue_rows, max_items=max_items,
-                          max_body_bytes=int(max_body_mb * 1024 * 1024), timeout_s=timeout_s, normalize=normalize)
+                          max_body_bytes=int(max_body_mb * 1024 * 1024), timeout_s=timeout_s, normalize=normalize,
+                          read_timeout_s=read_timeout_s, max_connections=max_connections)
         on_gpu = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
         if kind not in ("auto", "scalar", "judge"):
             raise ConfigError(f"--kind must be auto, scalar or judge, not {kind!r}")
@@ -79,7 +87,9 @@ def serve(
             backend = ScalarBackend.load(model, max_length=max_length,
                                          batch_size=batch_size or (64 if on_gpu else 8), precision=precision,
                                          device=device)
-        run_server(create_app(backend, cfg, None if no_auth else token), host, port)
+        probe_backend(backend)  # a corrupted model (NaN/Inf reward) is refused before it listens
+        run_server(create_app(backend, cfg, None if no_auth else token, networks), host, port,
+                   read_timeout_s=cfg.read_timeout_s, max_connections=cfg.max_connections)
 
     run_guarded(run)
 

@@ -1,36 +1,44 @@
 """The FastAPI application: endpoints, bearer auth, limits, metrics; scoring goes through the batcher.
 
 Endpoints (``docs/serve.md``): ``POST /score``, ``/compare``, ``/rank``, OpenRLHF's ``/get_reward``;
-``GET /health`` (no auth), ``/info``, ``/metrics``. Status codes: 401 no token, 403 wrong token,
-413 body/items/token limits, 422 invalid input, 503 queue full or shutting down, 504 timeout.
+``GET /health`` (no auth), ``/info``, ``/metrics``. Status codes: 401 no token, 403 wrong token or
+client outside ``--allow-from``, 408 body not received in time, 413 body/items/token limits, 422 invalid
+input, 500 scoring failed (e.g. a non-finite reward), 503 queue full or shutting down, 504 timeout.
+The ASGI :class:`Guard` decides auth from the request head (token, peer address) before it reads a
+byte of the body, then reads the body under a size limit and a deadline.
 A generative-judge backend answers the same endpoints with rewards that may be null (parse
 failure) plus ``parse_ok`` and ``judgements`` (:func:`judge_fields`).
 """
 
 from __future__ import annotations
 
-import secrets
+import asyncio
+import math
 import time
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from rmforge.serve.backend import Backend, Group, Item, ItemError, TextItem, sigmoid
 from rmforge.serve.batcher import DynamicBatcher, QueueFull
-from rmforge.serve.config import ServeConfig
+from rmforge.errors import RmforgeError
+from rmforge.serve.config import Access, Network, ServeConfig
 from rmforge.serve.judge_backend import Judged
 from rmforge.serve.metrics import ServeMetrics
 from rmforge.serve.schemas import CompareRequest, GetRewardRequest, RankRequest, ScoreRequest
 
 ENDPOINTS = ("/score", "/compare", "/rank", "/get_reward", "/health", "/info", "/metrics")
+PUBLIC = ("/health",)
 
 
-def create_app(backend: Backend, cfg: ServeConfig | None = None, token: str | None = None) -> FastAPI:
-    """An app serving ``backend``; ``token=None`` turns authentication off (the caller checks it is allowed)."""
+def create_app(backend: Backend, cfg: ServeConfig | None = None, token: str | None = None,
+               allow_from: tuple[Network, ...] = ()) -> "Guard":
+    """An app serving ``backend``: clients in ``allow_from`` need no header, the others the bearer
+    ``token``; neither given turns authentication off (the caller checks that it is allowed)."""
     cfg = cfg or ServeConfig()
+    access = Access(token, tuple(allow_from))
     metrics = ServeMetrics()
     batcher = DynamicBatcher(backend.run, max_batch_rows=cfg.max_batch_rows, max_wait_s=cfg.max_wait_ms / 1000,
                              max_queue_rows=cfg.max_queue_rows, dynamic=cfg.dynamic_batching,
@@ -46,16 +54,7 @@ def create_app(backend: Backend, cfg: ServeConfig | None = None, token: str | No
 
     app = FastAPI(title="rmforge reward-model server", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.backend, app.state.cfg, app.state.batcher, app.state.metrics = backend, cfg, batcher, metrics
-    bearer = HTTPBearer(auto_error=False)
-
-    def auth(cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-        if token is None:
-            return
-        if cred is None:
-            raise HTTPException(401, "missing bearer token (Authorization: Bearer TOKEN)",
-                                headers={"WWW-Authenticate": "Bearer"})
-        if not secrets.compare_digest(cred.credentials.encode(), token.encode()):
-            raise HTTPException(403, "invalid token")
+    app.state.access = access
 
     norm = backend.normalization
 
@@ -69,7 +68,7 @@ def create_app(backend: Backend, cfg: ServeConfig | None = None, token: str | No
             metrics.rejected.labels("too_many_items").inc()
             raise HTTPException(413, f"{rows} responses in one request; the limit is {cfg.max_items}")
         try:
-            return await batcher.submit(items, rows, cfg.timeout_s)
+            out = await batcher.submit(items, rows, cfg.timeout_s)
         except QueueFull as exc:
             metrics.rejected.labels("queue_full").inc()
             raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from None
@@ -79,29 +78,40 @@ def create_app(backend: Backend, cfg: ServeConfig | None = None, token: str | No
         except ItemError as exc:
             where = field if field == "candidates" else f"{field}[{exc.index}]"
             raise HTTPException(exc.status, f"{where}: {exc.reason}") from None
+        except Exception as exc:  # the backend failed (its batch-mates were retried alone by the batcher)
+            metrics.errors.labels("model" if isinstance(exc, RmforgeError) else "backend").inc()
+            raise HTTPException(500, f"scoring failed: {exc if isinstance(exc, RmforgeError) else repr(exc)}") from None
         finally:
             metrics.queue_rows.set(batcher.queued_rows)
+        bad = first_non_finite(out)
+        if bad is not None:  # never a 200 with null/NaN for a scalar reward
+            metrics.errors.labels("non_finite").inc()
+            where = field if field == "candidates" else f"{field}[{bad}]"
+            raise HTTPException(500, f"{where}: the model returned a non-finite reward (NaN or Inf); "
+                                     "its weights may be corrupted")
+        return out
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
         return {"status": "ok", "model": backend.name}
 
-    @app.get("/info", dependencies=[Depends(auth)])
+    @app.get("/info")
     async def info() -> dict[str, Any]:
-        return {**backend.info(), "limits": cfg.model_dump(), "auth": token is not None}
+        return {**backend.info(), "limits": cfg.model_dump(), "auth": access.enabled,
+                "allow_from": [str(n) for n in access.allow_from]}
 
-    @app.get("/metrics", dependencies=[Depends(auth)])
+    @app.get("/metrics")
     async def prometheus() -> Response:
         metrics.queue_rows.set(batcher.queued_rows)
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
-    @app.post("/score", dependencies=[Depends(auth)])
+    @app.post("/score")
     async def score_items(req: ScoreRequest) -> dict[str, Any]:
         out = await score([Group(it.prompt, [it.response]) for it in req.items], "items")
         rewards = [rewards_of(r)[0] for r in out]
         return {"rewards": rewards, "normalized_rewards": normalized(rewards), **judge_fields(out)}
 
-    @app.post("/compare", dependencies=[Depends(auth)])
+    @app.post("/compare")
     async def compare(req: CompareRequest) -> dict[str, Any]:
         out = await score([Group(p.prompt, [p.a, p.b]) for p in req.pairs], "pairs")
         ra, rb = [rewards_of(r)[0] for r in out], [rewards_of(r)[1] for r in out]
@@ -109,7 +119,7 @@ def create_app(backend: Backend, cfg: ServeConfig | None = None, token: str | No
         return {"rewards_a": ra, "rewards_b": rb, "p_a_better": p,
                 "normalized_a": normalized(ra), "normalized_b": normalized(rb), **judge_fields(out)}
 
-    @app.post("/rank", dependencies=[Depends(auth)])
+    @app.post("/rank")
     async def rank(req: RankRequest) -> dict[str, Any]:
         out = (await score([Group(req.prompt, list(req.candidates))], "candidates"))[0]
         rewards = rewards_of(out)
@@ -120,7 +130,7 @@ def create_app(backend: Backend, cfg: ServeConfig | None = None, token: str | No
         return {"rewards": rewards, "order": order, "ranks": ranks, "normalized_rewards": normalized(rewards),
                 **extra}
 
-    @app.post("/get_reward", dependencies=[Depends(auth)])
+    @app.post("/get_reward")
     async def get_reward(req: GetRewardRequest) -> dict[str, Any]:
         prompts = req.prompts or [None] * len(req.query)
         out = await score([TextItem(q, p) for q, p in zip(req.query, prompts)], "query")
@@ -129,11 +139,38 @@ def create_app(backend: Backend, cfg: ServeConfig | None = None, token: str | No
         return {"rewards": norm_r if cfg.normalize and norm_r is not None else raw, "raw_rewards": raw,
                 "normalized": bool(cfg.normalize and norm_r is not None), **judge_fields(out)}
 
-    return Guard(app, metrics, cfg.max_body_bytes)
+    return Guard(app, metrics, cfg.max_body_bytes, access, cfg.read_timeout_s)
 
 
 def rewards_of(result: list[float] | Judged) -> list[float | None]:
     return result.rewards if isinstance(result, Judged) else result
+
+
+def first_non_finite(out: list) -> int | None:
+    """Index of the first item with a NaN/Inf reward (a judge's None is a parse failure, not an error)."""
+    for i, result in enumerate(out):
+        if any(r is not None and not math.isfinite(r) for r in rewards_of(result)):
+            return i
+    return None
+
+
+def probe_backend(backend: Backend) -> None:
+    """One forward on a tiny probe before serving: a model whose reward is NaN/Inf (corrupted weights)
+    is refused with a one-line :class:`RmforgeError`. Scalar backends only (a judge would generate)."""
+    if getattr(backend, "kind", None) != "scalar":
+        return
+    from rmforge.data.schema import Message
+
+    probe = [Group([Message(role="user", content="Hello")], [[Message(role="assistant", content="Hi there.")]])]
+    try:
+        result = backend.run([probe])[0]
+    except RmforgeError as exc:
+        raise RmforgeError(f"{backend.name}: the start-up check failed, refusing to serve it: {exc}") from None
+    if isinstance(result, Exception):
+        raise RmforgeError(f"{backend.name}: the start-up check could not score a probe: {result}")
+    if first_non_finite(result) is not None:
+        raise RmforgeError(f"{backend.name}: the model gives a non-finite reward ({result[0][0]}) on a probe "
+                           "input; its weights are corrupted (NaN/Inf): refusing to serve it")
 
 
 def judge_fields(out: list) -> dict[str, Any]:
@@ -144,10 +181,14 @@ def judge_fields(out: list) -> dict[str, Any]:
 
 
 class Guard:
-    """ASGI wrapper: request-body limit (413, also for chunked bodies) and per-endpoint metrics."""
+    """ASGI wrapper, in this order: auth from the request head (401/403 before any body byte is read),
+    request-body size limit (413, also for chunked bodies), body deadline (408), per-endpoint metrics.
+    Refusals close the connection (``Connection: close``), so an unread body is never buffered."""
 
-    def __init__(self, app: FastAPI, metrics: ServeMetrics, max_body: int):
+    def __init__(self, app: FastAPI, metrics: ServeMetrics, max_body: int, access: Access | None = None,
+                 read_timeout_s: float | None = None):
         self.app, self.metrics, self.max_body = app, metrics, max_body
+        self.access, self.read_timeout_s = access or Access(), read_timeout_s
         self.state = app.state  # tests and the runner reach the backend/batcher through here
 
     async def __call__(self, scope, receive, send):
@@ -162,7 +203,19 @@ class Guard:
             await send(message)
 
         try:
-            body = await self._read_limited(scope, receive)
+            denied = None if scope["path"] in PUBLIC else self.access.check(
+                scope.get("client"), dict(scope["headers"]).get(b"authorization"))
+            if denied is not None:
+                code, detail = denied
+                self.metrics.rejected.labels("unauthorized" if code == 401 else "forbidden").inc()
+                extra = {"WWW-Authenticate": "Bearer"} if code == 401 else {}
+                return await _send_json(scope, receive, send_status, code, detail, extra)
+            try:
+                body = await asyncio.wait_for(self._read_limited(scope, receive), self.read_timeout_s)
+            except asyncio.TimeoutError:
+                self.metrics.rejected.labels("read_timeout").inc()
+                return await _send_json(scope, receive, send_status, 408,
+                                        f"request body not received within {self.read_timeout_s:g} s")
             if body is None:
                 self.metrics.rejected.labels("body_too_large").inc()
                 await _send_json(scope, receive, send_status, 413, f"request body larger than {self.max_body} bytes")
@@ -205,5 +258,7 @@ def _replay(body: bytes, receive):
     return replay
 
 
-async def _send_json(scope, receive, send, status: int, detail: str) -> None:
-    await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
+async def _send_json(scope, receive, send, status: int, detail: str, headers: dict | None = None) -> None:
+    """A refusal that closes the connection (the rest of an unread body is never taken in)."""
+    await JSONResponse({"detail": detail}, status_code=status,
+                       headers={**(headers or {}), "Connection": "close"})(scope, receive, send)

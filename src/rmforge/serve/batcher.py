@@ -6,7 +6,8 @@ the oldest job, waits up to ``max_wait_s`` for more rows, takes jobs in arrival 
 forwards never compete for the CPU/GPU; while a step runs, new jobs queue up and form the next step.
 ``submit`` raises :class:`QueueFull` when the waiting rows would pass ``max_queue_rows`` (the server
 answers 503) and :class:`TimeoutError` past the per-request timeout (504; a job still waiting is
-skipped). ``stop`` finishes every queued job before it returns (graceful shutdown).
+skipped). A step that raises is rerun job by job, so only the job that breaks the backend fails.
+``stop`` finishes every queued job before it returns (graceful shutdown).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class DynamicBatcher:
         self._executor: ThreadPoolExecutor | None = None
 
     async def start(self) -> None:
+        self._stopping = False  # restartable (an app's lifespan may run more than once)
         self._wake = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rmforge-score")
         self._task = asyncio.create_task(self._worker())
@@ -98,6 +100,22 @@ class DynamicBatcher:
             rows += job.rows
         return batch
 
+    async def _step(self, loop, payloads: list[Any]) -> list[Any]:
+        """One backend step; if it raises with several jobs merged, each job is rerun alone, so a job
+        that breaks the backend fails by itself and its batch-mates are still answered."""
+        try:
+            return await loop.run_in_executor(self._executor, self._run, payloads)
+        except Exception as exc:
+            if len(payloads) == 1:
+                return [exc]
+        out = []
+        for payload in payloads:
+            try:
+                out.extend(await loop.run_in_executor(self._executor, self._run, [payload]))
+            except Exception as exc:
+                out.append(exc)
+        return out
+
     async def _worker(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
@@ -118,10 +136,7 @@ class DynamicBatcher:
             batch = self._take()
             if not batch:
                 continue
-            try:
-                results = await loop.run_in_executor(self._executor, self._run, [j.payload for j in batch])
-            except Exception as exc:  # a backend failure fails this step only
-                results = [exc] * len(batch)
+            results = await self._step(loop, [j.payload for j in batch])
             if self._on_step is not None:
                 self._on_step(len(batch), sum(j.rows for j in batch))
             for job, res in zip(batch, results):

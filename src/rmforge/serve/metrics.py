@@ -9,7 +9,8 @@ SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
 class ServeMetrics:
-    """Requests by endpoint and status, latency, items per request, jobs and rows per backend step."""
+    """Requests by endpoint and status, latency, items per request, jobs and rows per backend step,
+    refusals before scoring and failures while scoring (``non_finite``, ``model``, ``backend``) by reason."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -25,6 +26,7 @@ class ServeMetrics:
                                    registry=r)
         self.queue_rows = Gauge("rmforge_queue_rows", "Responses waiting in the queue", registry=r)
         self.rejected = Counter("rmforge_rejected", "Requests refused before scoring", ["reason"], registry=r)
+        self.errors = Counter("rmforge_errors", "Requests that failed while scoring (500)", ["reason"], registry=r)
 
     def on_step(self, jobs: int, rows: int) -> None:
         self.step_jobs.observe(jobs)
