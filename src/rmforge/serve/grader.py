@@ -6,20 +6,34 @@ through :class:`JudgeBackend` when ``rmforge serve --kind auto`` would pick one:
 is then ``None``, which TRL treats as a missing reward), or talks to a server when
 ``model`` is an ``http(s)://`` URL. ``grader(prompts=..., completions=...)`` is what TRL's
 ``GRPOTrainer(reward_funcs=[grader])`` calls: prompts/completions are strings (a string prompt is one
-user message, a completion one assistant message) or conversational message lists.
+user message, a completion one assistant message) or conversational message lists (assistant messages
+from TRL's ``parse_response`` may carry ``reasoning_content`` and ``tool_calls``; they are rendered
+the way the chat template renders them).
+
+The TRL call never raises for a well-formed batch: it returns one ``float | None`` per completion.
+An empty completion (``""``, or messages with no content, reasoning or tool calls: the policy emitted
+EOS first) gets ``empty_reward`` (default ``None``, TRL's "no reward": GRPOTrainer turns it into NaN
+and ignores it) without being scored; a completion that cannot be scored (longer than the model's
+``max_length`` with nothing left to cut, an invalid message) gets ``None`` and a warning. With
+TRL's ``log_metric`` the fractions go to ``<name>/empty_frac`` and ``<name>/unscored_frac``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from pydantic import ValidationError
+
 from rmforge.errors import RmforgeError
-from rmforge.serve.backend import Group, ScalarBackend, TextItem
+from rmforge.serve.backend import Group, ItemError, ScalarBackend, TextItem
 from rmforge.serve.judge_backend import JudgeBackend, Judged, detect_kind
-from rmforge.serve.client import AsyncRewardClient, Conv, RewardClient, pick
-from rmforge.serve.schemas import ScoreItem
+from rmforge.serve.client import AsyncRewardClient, Conv, RewardClient, ServeError, pick
+from rmforge.serve.schemas import ScoreItem, is_empty
+
+logger = logging.getLogger("rmforge.serve.grader")
 
 
 @dataclass
@@ -37,9 +51,12 @@ class RewardModelGrader:
     """Score (prompt, response) pairs with a reward model; see the module docstring."""
 
     def __init__(self, model: str | ScalarBackend | JudgeBackend, *, token: str | None = None, normalize: bool = False,
-                 timeout: float = 60.0, name: str = "rmforge_reward", **load_kw: Any):
+                 timeout: float = 60.0, name: str = "rmforge_reward", empty_reward: float | None = None,
+                 **load_kw: Any):
         self.__name__ = name  # TRL logs reward functions by __name__
         self.normalize = normalize
+        self.empty_reward = empty_reward
+        """What the TRL call returns for an empty completion (None: no reward); never normalised."""
         self._client: RewardClient | None = None
         self._backend: ScalarBackend | JudgeBackend | None = None
         self._url, self._token, self._timeout = None, token, timeout
@@ -114,6 +131,60 @@ class RewardModelGrader:
         scores, raw = await self._both([query], [response])
         return GraderScore(self.__name__, scores[0], raw[0], metadata={"normalized": self.normalize})
 
-    def __call__(self, prompts: Sequence[Conv], completions: Sequence[Conv], **_: Any) -> list[float]:
-        """TRL ``reward_funcs`` signature (extra columns such as ``completion_ids`` are ignored)."""
-        return self.score(prompts, completions)
+    def __call__(self, prompts: Sequence[Conv], completions: Sequence[Conv], completion_ids: Any = None,
+                 **kwargs: Any) -> list[float | None]:
+        """TRL ``reward_funcs`` call (``prompts=, completions=, completion_ids=, **columns``, with
+        ``trainer_state``, ``log_extra``, ``log_metric``): one reward or None per completion, never
+        raising for a well-formed batch (see the module docstring)."""
+        if len(prompts) != len(completions):
+            raise ValueError(f"{len(prompts)} prompts for {len(completions)} completions")
+        out: list[float | None] = [self.empty_reward] * len(completions)
+        todo = [i for i, c in enumerate(completions) if not is_empty(c)]
+        for i, reward in zip(todo, self._score_each([prompts[i] for i in todo], [completions[i] for i in todo])):
+            out[i] = reward
+        log_metric = kwargs.get("log_metric")
+        if callable(log_metric) and completions:
+            n = len(completions)
+            log_metric(f"{self.__name__}/empty_frac", (n - len(todo)) / n)
+            log_metric(f"{self.__name__}/unscored_frac", sum(out[i] is None for i in todo) / n)
+        return out
+
+    def _score_each(self, prompts: Sequence[Conv], responses: Sequence[Conv]) -> list[float | None]:
+        """Rewards, None for a pair that cannot be scored (logged); the others are still scored together."""
+        if not prompts:
+            return []
+        if self._client is not None:
+            try:
+                return self.score(prompts, responses)
+            except ServeError as exc:
+                if len(prompts) == 1 or exc.status not in (413, 422):
+                    if exc.status in (413, 422):
+                        logger.warning("%s: a completion cannot be scored, reward None: %s", self.__name__, exc)
+                        return [None]
+                    raise
+                return [r for p, c in zip(prompts, responses) for r in self._score_each([p], [c])]
+        out: list[float | None] = [None] * len(prompts)
+        live: dict[int, Group] = {}
+        for i, (p, r) in enumerate(zip(prompts, responses)):
+            try:
+                item = ScoreItem(prompt=p, response=r)
+            except ValidationError as exc:
+                logger.warning("%s: completion %d is not a valid conversation, reward None: %s", self.__name__, i,
+                               str(exc).splitlines()[-1].strip())
+                continue
+            live[i] = Group(item.prompt, [item.response])
+        while live:
+            keys = list(live)
+            try:
+                got = self._backend.score([live[k] for k in keys])
+            except ItemError as exc:
+                logger.warning("%s: completion %d cannot be scored, reward None: %s", self.__name__, keys[exc.index],
+                               exc.reason)
+                del live[keys[exc.index]]
+                continue
+            raw = [r.rewards[0] if isinstance(r, Judged) else r[0] for r in got]
+            for k, v in zip(keys, self._normalized(raw)):
+                out[k] = v
+            break
+        return out
+

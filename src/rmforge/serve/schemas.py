@@ -10,11 +10,11 @@ is a 422 naming the field.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from rmforge.data.schema import Message, surrogate_error
+from rmforge.data.schema import REASONING_KEYS, Message, surrogate_error
 
 
 def _prompt(value):
@@ -29,14 +29,26 @@ def _response(value):
     if isinstance(value, list):
         if not value:
             raise ValueError("a response needs at least one message")
-        if all(isinstance(m, dict) and _empty(m) for m in value):
+        if all(isinstance(m, (dict, Message)) for m in value) and is_empty(value):
             raise ValueError("the response is empty")
     return value
 
 
-def _empty(message: dict) -> bool:
-    reasoning = next((message[k] for k in ("reasoning", "reasoning_content", "thinking") if message.get(k)), "")
-    return not str(message.get("content") or "").strip() and not str(reasoning).strip() and not message.get("tool_calls")
+def is_empty(conv: Any) -> bool:
+    """An empty response: blank text, no messages, or messages without content, reasoning or tool calls."""
+    if isinstance(conv, str):
+        return not conv.strip()
+    for m in conv:
+        if isinstance(m, Message):
+            if not m.is_empty:
+                return False
+            continue
+        if not isinstance(m, dict):
+            return False
+        reasoning = next((m[k] for k in ("reasoning", *REASONING_KEYS) if m.get(k)), "")
+        if str(m.get("content") or "").strip() or str(reasoning).strip() or m.get("tool_calls"):
+            return False
+    return True
 
 
 Prompt = Annotated[list[Message], BeforeValidator(_prompt)]
