@@ -237,3 +237,38 @@ def test_grpo_warmup_is_whole_steps_of_the_ratio(tmp_path, warm):
     lrs = [r["learning_rate"] for r in read_metrics(tmp_path / "run") if "learning_rate" in r]
     # the rate each step trained with: 0/2 and 1/2 of the peak, then the peak (before: 0.01 from step 1)
     assert lrs == pytest.approx([0.0, 0.005, 0.01, 0.01])
+
+
+def test_report_to_reaches_trl_and_keeps_metrics_jsonl(tmp_path, warm):
+    """logging.report_to goes to TRL's GRPOConfig.report_to (it was hard-wired to "none"): TRL's own TensorBoard
+    rows (train/reward, the judge statistics, eval/...) land in OUT/tensorboard, metrics.jsonl stays complete."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from trl import GRPOConfig
+
+    from rmforge.train.judge import grpo_config, trl_report_to
+
+    model, data = warm
+    base = [f"model={model}", f"data.train={data}", f"output_dir={tmp_path / 'run'}", "train.max_steps=2",
+            "train.batch_size=2", "grpo.num_generations=2", "grpo.max_completion_length=4", "logging.progress=false"]
+    cfg = load_config(None, base + [f"data.validation={data}", "data.validation_limit=4", "eval.every_steps=1",
+                                    "logging.report_to=[jsonl,tensorboard]"], cls=JudgeConfig)
+    args = grpo_config(GRPOConfig, cfg, tmp_path / "run", epochs=1, shuffle=True, precision="fp32", template_kwargs=None)
+    assert args.report_to == ["tensorboard"] and args.run_name == "run"
+    default = load_config(None, base, cls=JudgeConfig)
+    assert grpo_config(GRPOConfig, default, tmp_path, epochs=1, shuffle=True, precision="fp32",
+                       template_kwargs=None).report_to in ("none", ["none"], [])
+    train_judge(cfg)
+    events = list((tmp_path / "run" / "tensorboard").rglob("events.out.tfevents.*"))
+    assert events
+    tags = set()
+    for path in events:
+        acc = EventAccumulator(str(path))
+        acc.Reload()
+        tags |= set(acc.Tags()["scalars"])
+    assert {"train/reward", "train/judge/verdict_accuracy", "train/kl", "eval/accuracy"} <= tags, sorted(tags)
+    rows = read_metrics(tmp_path / "run")
+    assert [r["step"] for r in rows if "reward" in r and "event" not in r] == [1, 2]
+    assert [r["step"] for r in rows if r.get("event") == "eval"] == [1, 2]  # once each, not echoed back
+    assert trl_report_to(["jsonl", "tensorboard", "tensorboard"]) == ["tensorboard"] and trl_report_to(["jsonl"]) == []
+    with pytest.raises(RmforgeError, match="TRL, whose trainer has no tracker aim"):
+        trl_report_to(["aim"])

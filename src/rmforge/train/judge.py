@@ -81,6 +81,54 @@ def scheduler_name(scheduler: str, warmup_ratio: float) -> str:
     return "constant_with_warmup" if scheduler == "constant" and warmup_ratio > 0 else scheduler
 
 
+def trl_report_to(names: list[str]) -> list[str]:
+    """``logging.report_to`` as transformers' ``report_to`` (``jsonl`` is rmforge's own metrics.jsonl, always
+    written); RmforgeError for a tracker transformers has no callback for or whose package is missing."""
+    from transformers.integrations.integration_utils import (INTEGRATION_TO_CALLBACK,
+                                                             get_available_reporting_integrations)
+
+    trackers = [n for n in dict.fromkeys(names) if n not in ("jsonl", "none")]
+    unknown = [n for n in trackers if n not in INTEGRATION_TO_CALLBACK]
+    if unknown:
+        raise RmforgeError(f"logging.report_to: train judge logs through TRL, whose trainer has no tracker "
+                           f"{', '.join(unknown)} (it has {', '.join(sorted(INTEGRATION_TO_CALLBACK))})")
+    missing = [n for n in trackers if n not in get_available_reporting_integrations()]
+    if missing:
+        raise RmforgeError(f"logging.report_to has {', '.join(missing)} but the package is missing: "
+                           f"pip install {' '.join(missing)}")
+    return trackers
+
+
+def grpo_config(GRPOConfig, cfg: JudgeConfig, out: Path, *, epochs: float, shuffle: bool, precision: str,
+                template_kwargs: dict | None):
+    """TRL's GRPOConfig for the local backend (checkpoints and TensorBoard files under ``out``)."""
+    import dataclasses
+
+    import torch
+
+    opt, g = cfg.train, cfg.grpo
+    trackers = trl_report_to(cfg.logging.report_to)
+    extra = {}
+    if "logging_dir" in {f.name for f in dataclasses.fields(GRPOConfig)}:  # transformers 4.x
+        extra["logging_dir"] = str(out / "tensorboard")
+    return GRPOConfig(
+        output_dir=str(out / "checkpoints"), seed=cfg.seed, data_seed=cfg.seed,
+        per_device_train_batch_size=opt.batch_size * g.num_generations, gradient_accumulation_steps=1,
+        num_generations=g.num_generations, max_completion_length=g.max_completion_length,
+        temperature=g.temperature, beta=g.beta, epsilon=g.epsilon, use_vllm=g.use_vllm,
+        learning_rate=opt.lr, lr_scheduler_type=scheduler_name(opt.scheduler, opt.warmup_ratio), warmup_steps=0,
+        weight_decay=opt.weight_decay, adam_beta1=opt.betas[0], adam_beta2=opt.betas[1],
+        max_grad_norm=opt.max_grad_norm or 0.0, max_steps=opt.max_steps, num_train_epochs=epochs,
+        shuffle_dataset=shuffle, gradient_checkpointing=opt.gradient_checkpointing,
+        bf16=precision == "bf16", fp16=precision == "fp16", use_cpu=not torch.cuda.is_available(),
+        logging_steps=cfg.logging.every_steps, report_to=trackers or "none", run_name=out.name,
+        disable_tqdm=not cfg.logging.progress,
+        save_strategy="steps" if cfg.checkpoint.every_steps else "no",
+        save_steps=cfg.checkpoint.every_steps or 500, save_total_limit=cfg.checkpoint.keep_last,
+        chat_template_kwargs=template_kwargs, log_completions=False, **extra,
+    )
+
+
 def judge_trainer_class(base, reward, share_prompt: bool, pad_token_id: int, warmup_ratio: float = 0.0):
     """``base`` (TRL's GRPOTrainer) logging the judge statistics with each row, warming up for
     :func:`warmup_steps` whole steps of the run it schedules (an int ``warmup_steps`` means steps on
@@ -197,6 +245,7 @@ def _train_local(cfg: JudgeConfig, console=None) -> dict:
         raise RmforgeError(f"grpo.share_prompt=true overrides GRPOTrainer._get_per_token_logps_and_entropies, which "
                            f"changed in the installed trl {trl.__version__}: {problem}. Install {TRL_SUPPORTED} "
                            "or set grpo.share_prompt=false")
+    trl_report_to(cfg.logging.report_to)  # trackers known and installed, before any work
     train, val = load_examples(cfg)
     out = Path(cfg.output_dir)
     resume = None
@@ -224,25 +273,12 @@ def _train_local(cfg: JudgeConfig, console=None) -> dict:
              "group": ex.group} for ex in train]
     dataset = Dataset.from_list(rows)
     precision = resolve_precision(cfg.train.precision)
-    args = GRPOConfig(
-        output_dir=str(out / "checkpoints"), seed=cfg.seed, data_seed=cfg.seed,
-        per_device_train_batch_size=opt.batch_size * g.num_generations, gradient_accumulation_steps=1,
-        num_generations=g.num_generations, max_completion_length=g.max_completion_length,
-        temperature=g.temperature, beta=g.beta, epsilon=g.epsilon, use_vllm=g.use_vllm,
-        learning_rate=opt.lr, lr_scheduler_type=scheduler_name(opt.scheduler, opt.warmup_ratio), warmup_steps=0,
-        weight_decay=opt.weight_decay, adam_beta1=opt.betas[0], adam_beta2=opt.betas[1],
-        max_grad_norm=opt.max_grad_norm or 0.0, max_steps=opt.max_steps, num_train_epochs=epochs,
-        shuffle_dataset=not together,
-        gradient_checkpointing=opt.gradient_checkpointing,
-        bf16=precision == "bf16", fp16=precision == "fp16", use_cpu=not torch.cuda.is_available(),
-        logging_steps=cfg.logging.every_steps, report_to="none", disable_tqdm=not cfg.logging.progress,
-        save_strategy="steps" if cfg.checkpoint.every_steps else "no",
-        save_steps=cfg.checkpoint.every_steps or 500, save_total_limit=cfg.checkpoint.keep_last,
-        chat_template_kwargs=chat_template_kwargs(tok, enable) or None, log_completions=False,
-    )
+    args = grpo_config(GRPOConfig, cfg, out, epochs=epochs, shuffle=not together, precision=precision,
+                       template_kwargs=chat_template_kwargs(tok, enable) or None)
     peft_config = causal_lora_config(model, cfg.lora) if cfg.lora.enabled else None
-    # resuming: drop rows logged after the checkpoint (TRL's checkpoint-N folders name their step)
-    log = MetricsLog(out, cfg.logging.report_to, resume_step=int(Path(resume).name.rsplit("-", 1)[-1])
+    # resuming: drop rows logged after the checkpoint (TRL's checkpoint-N folders name their step);
+    # trackers get TRL's rows from TRL itself (args.report_to), so metrics.jsonl is this log's only sink
+    log = MetricsLog(out, [], resume_step=int(Path(resume).name.rsplit("-", 1)[-1])
                      if resume else None)
     log.write({"event": "start", "step": 0, "mode": cfg.mode, "backend": "local", "precision": precision,
                "share_prompt": g.share_prompt, "orders_together": together,
@@ -256,22 +292,37 @@ def _train_local(cfg: JudgeConfig, console=None) -> dict:
     def validate(net, step: int) -> dict:
         completions = generate_verdicts(net, tok, val, g.max_completion_length, cfg.eval.batch_size, enable)
         metrics = judge_metrics(val, completions, cfg.mode, g.k)
-        log.write({"event": "eval", "step": step,
-                   **{f"eval_{k}": v for k, v in metrics.items() if not isinstance(v, dict)}})
+        row = {f"eval_{k}": v for k, v in metrics.items() if not isinstance(v, dict)}
+        log.write({"event": "eval", "step": step, **row})
+        if args.report_to and args.report_to != ["none"]:  # to the trackers' callbacks too (eval_x -> eval/x)
+            # the handler clears control.should_log: keep the pending training row of this step
+            to_jsonl.mute, should_log = True, trainer.control.should_log  # the row is in metrics.jsonl already
+            try:
+                trainer.callback_handler.on_log(args, trainer.state, trainer.control, {
+                    k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+            finally:
+                to_jsonl.mute, trainer.control.should_log = False, should_log
         return metrics
 
     class ToJsonl(TrainerCallback):
+        mute = False
+
         def on_log(self, args, state, control, logs=None, **kwargs):
-            log.write({"step": state.global_step, **(logs or {})})
+            if not self.mute:
+                log.write({"step": state.global_step, **(logs or {})})
 
         def on_step_end(self, args, state, control, model=None, **kwargs):
             every = cfg.eval.every_steps
             if val and every and state.global_step % every == 0 and state.global_step < state.max_steps:
                 validate(model, state.global_step)
 
+    to_jsonl = ToJsonl()
     t0 = time.perf_counter()
     trainer = Judge(model=model, reward_funcs=[reward], args=args, train_dataset=dataset, processing_class=tok,
-                    peft_config=peft_config, callbacks=[ToJsonl()])
+                    peft_config=peft_config, callbacks=[to_jsonl])
+    for callback in trainer.callback_handler.callbacks:  # transformers 5 reads TensorBoard's folder from the env
+        if type(callback).__name__ == "TensorBoardCallback" and getattr(callback, "logging_dir", "") is None:
+            callback.logging_dir = str(out / "tensorboard")
     trainer.train(resume_from_checkpoint=resume)
     summary: dict = {"steps": trainer.state.global_step, "train_seconds": round(time.perf_counter() - t0, 1)}
     net = trainer.model

@@ -33,7 +33,12 @@ class GRPOOptim(OptimConfig):
 
 
 class GRPOLogging(LoggingConfig):
-    """Metrics and progress (every step by default: GRPO steps are slow)."""
+    """Metrics and progress (every step by default: GRPO steps are slow).
+
+    ``report_to`` (the reward-model trainers' option, same names) goes to TRL's ``GRPOConfig.report_to``:
+    the trackers get TRL's own rows (reward, KL, completion lengths) with the judge statistics and the
+    validation figures; metrics.jsonl is always written by rmforge.
+    """
 
     every_steps: int = Field(default=1, ge=1)
     """Log training metrics every N optimizer steps."""
