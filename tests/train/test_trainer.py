@@ -135,8 +135,9 @@ def test_bad_inputs_fail_before_training(setup, tmp_path):
         train_bt(cfg(setup, tmp_path / "d", f"data.train={tmp_path / 'missing.jsonl'}"))
     (tmp_path / "e").mkdir()
     (tmp_path / "e" / "x").write_text("x")
-    with pytest.raises(RmforgeError, match="already holds a run"):
+    with pytest.raises(RmforgeError, match="already exists and is not empty; set overwrite=true"):
         train_bt(cfg(setup, tmp_path / "e"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e", "pw.jsonl"]  # failed runs left no folder
 
 
 def test_pointwise_multi_attribute(setup, tmp_path):
@@ -244,3 +245,37 @@ def test_best_evaluation_rule():
     assert compare_to_best("accuracy", {"accuracy": 0.1}, {"best": None}) == "better"
     assert describe_saved({"step": 12, "of": 12, "choice": "last", "why": "no validation data",
                            "validation": {}}) == "saved model: last step 12 of 12 (no validation data)"
+
+
+def test_overwrite_replaces_only_runs_rmforge_wrote(setup, tmp_path, monkeypatch):
+    """overwrite=true clears a previous run, but refuses a folder rmforge did not create and the current
+    folder, before any training and with the files untouched; a file as output_dir is refused too."""
+    from rmforge.errors import OutputPathError
+
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("precious")
+    with pytest.raises(OutputPathError, match=f"refusing to replace run folder {foreign}: rmforge did not create it"):
+        train_bt(cfg(setup, foreign, "overwrite=true"))
+    assert [p.name for p in foreign.iterdir()] == ["thesis.tex"]
+    monkeypatch.chdir(foreign)
+    with pytest.raises(OutputPathError, match="it is the current folder or one of its parents"):
+        train_bt(cfg(setup, ".", "overwrite=true"))
+    assert [p.name for p in foreign.iterdir()] == ["thesis.tex"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputPathError, match="is a file"):
+        train_bt(cfg(setup, tmp_path / "file"))
+    run = tmp_path / "run"
+    train_bt(cfg(setup, run, "train.max_steps=1"))
+    assert (run / ".rmforge-output").is_file()
+    (run / "stale.txt").write_text("from the first run")
+    train_bt(cfg(setup, run, "train.max_steps=2", "overwrite=true"))
+    assert not (run / "stale.txt").exists() and json.loads((run / "manifest.json").read_text())["summary"]["steps"] == 2
+    assert oct((run / "manifest.json").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+    assert oct((run / "model.safetensors").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask():
+    from rmforge.fileio import umask
+
+    return umask()

@@ -16,37 +16,81 @@ import json
 import os
 import random
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from rmforge.errors import OutputExistsError, RmforgeError
-from rmforge.fileio import atomic_dir
+from rmforge.errors import OutputExistsError, OutputPathError, RmforgeError
+from rmforge.fileio import (
+    atomic_dir,
+    atomic_text,
+    check_replaceable,
+    is_rmforge_output,
+    mark_output_dir,
+    normal_mode,
+    prepare_output_dir,
+    temp_dir,
+)
 
 STATE_FILE = "trainer_state.json"
 
 
-def prepare_run_dir(output_dir: str, overwrite: bool, resume: str | None) -> tuple[Path, Path | None]:
-    """Create/validate the run directory; return it and the checkpoint to resume from (if any)."""
+def resume_point(output_dir: str, overwrite: bool, resume: str | None) -> Path | None:
+    """Check ``output_dir`` / ``resume`` without writing anything (every process, before the data and model
+    are loaded): the checkpoint to resume from, or None for a fresh run. Refuses a non-empty folder without
+    ``overwrite``, one ``overwrite`` may not replace (see :func:`rmforge.fileio.check_replaceable`), a file,
+    and a place that cannot be written."""
     out = Path(output_dir)
     if resume and resume != "auto":
         ckpt = Path(resume)
         if not (ckpt / STATE_FILE).exists():
             raise RmforgeError(f"resume={resume}: not a checkpoint folder (no {STATE_FILE})")
-        out.mkdir(parents=True, exist_ok=True)
-        return out, ckpt
+        if _non_empty(out) and latest_checkpoint(out) is None and not is_rmforge_output(out):
+            raise OutputPathError(f"output_dir {out} is not empty and holds no rmforge run; resume into a new or "
+                                  "empty output_dir")
+        _check_writable(out)
+        return ckpt
     if resume == "auto":
         ckpt = latest_checkpoint(out)
         if ckpt is not None:
-            return out, ckpt
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise OutputExistsError(f"{out} already holds a run; set overwrite=true, resume=auto or a new output_dir")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out, None
+            return ckpt
+    if _non_empty(out) and not overwrite:
+        raise OutputExistsError(f"output_dir {out} already exists and is not empty; set overwrite=true (replaces "
+                                "a run rmforge wrote), resume=auto (continues it) or a new output_dir")
+    check_replaceable(out, overwrite, "run folder")
+    _check_writable(out)
+    return None
+
+
+def prepare_run_dir(output_dir: str, overwrite: bool, resume: str | None) -> tuple[Path, Path | None]:
+    """Create the run folder (clearing it under ``overwrite`` when rmforge wrote it) and mark it as
+    rmforge's; return it and the checkpoint to resume from (if any). Only the main process calls this,
+    after the configuration, data and model checks have passed (a failed run leaves no folder)."""
+    out = Path(output_dir)
+    ckpt = resume_point(output_dir, overwrite, resume)
+    if ckpt is None:
+        prepare_output_dir(out, overwrite, "run folder")
+    elif _non_empty(out):
+        mark_output_dir(out)  # a run being continued (earlier versions wrote no marker)
+    else:
+        prepare_output_dir(out, False, "run folder")
+    return out, ckpt
+
+
+def _non_empty(path: Path) -> bool:
+    return path.is_dir() and any(path.iterdir())
+
+
+def _check_writable(out: Path) -> None:
+    """The run folder (or the nearest folder above it that exists) must be a writable folder."""
+    found = out
+    while not found.exists() and found != found.parent:
+        found = found.parent
+    if not found.is_dir():
+        raise OutputPathError(f"cannot create run folder {out}: {found} is a file, not a folder")
+    if not os.access(found, os.W_OK | os.X_OK):
+        raise OutputPathError(f"cannot create run folder {out}: folder {found} is not writable")
 
 
 def checkpoints(out: Path) -> list[Path]:
@@ -128,10 +172,11 @@ def _tied_keys(model) -> set[str]:
 
 
 def save_final(out: Path, model, tokenizer, config_yaml: str, manifest: dict) -> None:
-    """Write the final model into the run directory; manifest.json goes last (completion marker)."""
+    """Write the final model into the run directory; manifest.json goes last (completion marker).
+    Files get the permissions a plain ``open`` would give them under the umask."""
     from rmforge.train.lora import is_peft_model, save_lora_run
 
-    tmp = Path(tempfile.mkdtemp(prefix=".final.", dir=out))
+    tmp = temp_dir(out, prefix=".final.")
     try:
         if is_peft_model(model):  # adapter under adapter/, merged plain model at the top
             save_lora_run(model, tokenizer, tmp)
@@ -139,6 +184,8 @@ def save_final(out: Path, model, tokenizer, config_yaml: str, manifest: dict) ->
             model.save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
         (tmp / "config.yaml").write_text(config_yaml, encoding="utf-8")
+        for path in tmp.rglob("*"):
+            normal_mode(path)
         for item in tmp.iterdir():
             os.replace(item, out / item.name)
         write_json_atomic(out / "manifest.json", manifest)
@@ -147,7 +194,5 @@ def save_final(out: Path, model, tokenizer, config_yaml: str, manifest: dict) ->
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    with atomic_text(path, overwrite=True) as fh:
         json.dump(data, fh, indent=2, default=str)
-    os.replace(tmp, path)

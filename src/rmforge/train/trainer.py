@@ -197,11 +197,9 @@ def plain_forward(model, rows, pad_id: int, device, buckets: bool = False) -> tu
 def train_bt(cfg: TrainBase, console=None) -> dict:
     """Train, evaluate and save a reward model; returns the final summary (also in the manifest)."""
     engine = Engine(cfg.train.precision)
-    out, resume_from = ckpt_io.prepare_run_dir(cfg.output_dir, cfg.overwrite, cfg.resume) if engine.is_main \
-        else (Path(cfg.output_dir), None)
-    engine.barrier()
-    if not engine.is_main and cfg.resume:
-        _, resume_from = ckpt_io.prepare_run_dir(cfg.output_dir, True, cfg.resume)
+    out = Path(cfg.output_dir)
+    resume_from = ckpt_io.resume_point(cfg.output_dir, cfg.overwrite, cfg.resume)  # read-only, every process
+    engine.barrier()  # all have looked before the main process may clear the folder
     torch.manual_seed(cfg.seed)
     prep = prepare(cfg, progress=cfg.logging.progress and engine.is_main)
     model, tok = prep.model, prep.tokenizer
@@ -232,6 +230,9 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
              "bad_evals": 0}
     if resume_from is not None:
         state = ckpt_io.load_checkpoint(resume_from, model, optimizer, scheduler)
+    if engine.is_main:  # every check has passed: only now the run folder is created (or cleared)
+        ckpt_io.prepare_run_dir(cfg.output_dir, cfg.overwrite, cfg.resume)
+    engine.barrier()
     model, optimizer = engine.prepare(model, optimizer)
     model.train()
     log = MetricsLog(out, cfg.logging.report_to, enabled=engine.is_main,
