@@ -305,3 +305,64 @@ def test_labels(tok):
     assert by[2].kind == "nway" and by[2].ranks == [3, 1, 3, 1] and len(by[2].encodings) == 4
     assert by[3].scores[0] == 1.0 and math.isnan(by[3].scores[1]) and math.isnan(by[3].scores[2])
     assert by[7].scores[:2] == [3.0, 2.0]
+
+
+# ----------------------------------------------------------------------------- rendered texts (issue 16)
+@pytest.mark.parametrize("template", [TEMPLATE, REASONING_TEMPLATE])
+def test_rendered_text_cut_at_the_end_token_encodes_like_its_conversation(template):
+    """The template's turn suffix is " <|end|>\\n" and EOS is a different token (</s>), as in Llama-3's
+    <|eot_id|> / <|end_of_text|>: a generation stopped at <|end|> (with or without EOS after it), pad
+    text, repeated EOS and no prompt text all give the conversation's own ids."""
+    tok = tiny_tokenizer(template)
+    enc = RewardEncoder(tok, 64)
+    assert enc.turn_suffix == " <|end|>\n"
+    response = [assistant("hi friend", reasoning="think about it")]
+    want = enc.encode(PROMPT, response)
+    full = tok.apply_chat_template([m.model_dump(exclude_none=True) | (
+        {"reasoning_content": m.reasoning} if m.reasoning else {}) for m in PROMPT + response], tokenize=False)
+    if template == TEMPLATE:  # no reasoning field: <think> text goes into the content
+        full = full.replace("<|assistant|> ", "<|assistant|> <think>think about it</think>\n")
+    ptext = tok.apply_chat_template([m.model_dump(exclude_none=True) for m in PROMPT], tokenize=False,
+                                    add_generation_prompt=True)
+    cut = full.removesuffix("\n")
+    assert cut.endswith("friend <|end|>")
+    for text in (full, full + "</s>", cut, cut + "</s>", cut + "</s></s></s>", "<pad><pad>" + cut + "</s><pad>"):
+        for prompt in (ptext, None):
+            got = enc.encode_rendered([text], [prompt])[0]
+            assert (got.input_ids, got.prompt_len) == (want.input_ids, want.prompt_len), (text, prompt)
+    assert enc.complete_rendered("hi friend <|") == "hi friend <|"  # only a whole special token is a cut
+    assert enc.complete_rendered(cut + "</s>") == full
+
+
+def test_rendered_text_truncation_and_plain_format(tok):
+    long = [user(words(0, 80))]
+    resp = [assistant("hi friend")]
+    for policy in ("truncate_prompt", "truncate_response"):
+        enc = RewardEncoder(tok, 40, policy)
+        full = tok.apply_chat_template([m.model_dump(exclude_none=True) for m in long + resp], tokenize=False)
+        want = enc.encode(long, resp)
+        got = enc.encode_rendered([full.removesuffix("\n")])[0]
+        assert got == want and got.truncated
+    drop = RewardEncoder(tok, 40, "drop")
+    assert drop.encode_rendered([full]) == ["too long"]
+    plain = RewardEncoder(tok, 64, chat_template="none")
+    want = plain.encode(PROMPT, resp)
+    text = "System: be brief\n\nUser: hello there\n\nAssistant: hi friend"
+    for t in (text, text + "</s>", text + "</s></s>"):
+        got = plain.encode_rendered([t])[0]
+        assert (got.input_ids, got.prompt_len) == (want.input_ids, want.prompt_len)
+
+
+def test_tool_calls_and_names_reach_the_template():
+    template = ("{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }}"
+                "{% for c in m.tool_calls or [] %} {{ c.function.name }}{% endfor %}"
+                "{% if m.name %} {{ m.name }}{% endif %} <|end|>\n{% endfor %}")
+    enc = RewardEncoder(tiny_tokenizer(template), 64)
+    call = [{"type": "function", "function": {"name": "hello", "arguments": {}}}]
+    response = [Message(role="assistant", content="", tool_calls=call), Message(role="tool", name="friend", content="yes")]
+    row = enc.encode([user("hi")], response)
+    # <|user|> hi <|end|> | <|assistant|> hello(the call) <|end|> <|tool|>(3 unk) yes friend(the name) <|end|> </s>
+    assert row.input_ids == [5, 16, 7, 6, 14, 7, 1, 1, 1, 27, 17, 7, 3] and row.prompt_len == 3
+    ignore = RewardEncoder(tiny_tokenizer(TEMPLATE), 64)  # a template without the keys renders as before
+    assert ignore.encode([user("hi")], [Message(role="assistant", content="yes", tool_calls=call)]) == \
+        ignore.encode([user("hi")], [assistant("yes")])
