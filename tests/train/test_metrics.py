@@ -1,29 +1,64 @@
-"""Metric sinks: metrics.jsonl and TensorBoard hold the same scalars; resume trims the log."""
+"""Metric sinks: metrics.jsonl and Accelerate's trackers (TensorBoard) hold the same scalars; resume trims the log."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from rmforge.errors import RmforgeError
-from rmforge.train.metrics import MetricsLog, read_metrics
+from rmforge.train.metrics import MetricsLog, flat_config, read_metrics
 
 
 def test_tensorboard_mirrors_jsonl(tmp_path):
+    """Accelerate's TensorBoard tracker gets the scalars of training and eval rows (not start/end rows),
+    under RUN_DIR/trackers/PROJECT, and the flattened config as hyperparameters."""
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    log = MetricsLog(tmp_path, ["jsonl", "tensorboard"])
+    log = MetricsLog(tmp_path, ["tensorboard"], config={"train": {"lr": 1e-4, "betas": [0.9, 0.99]}, "x": None})
+    assert [type(t).__name__ for t in log.trackers] == ["TensorBoardTracker"]
+    log.write({"event": "start", "step": 0, "total_steps": 3})
     for step in (1, 2, 3):
         log.write({"step": step, "loss": 1.0 / step, "lr": 1e-4 * step, "note": "text is not a scalar"})
+    log.write({"event": "eval", "step": 3, "eval_loss": 0.25})
     log.close()
-    acc = EventAccumulator(str(tmp_path / "tensorboard"))
+    log.close()  # a second close does nothing
+    acc = EventAccumulator(str(tmp_path / "trackers" / "rmforge"))
     acc.Reload()
-    assert sorted(acc.Tags()["scalars"]) == ["loss", "lr"]
-    rows = read_metrics(tmp_path)
+    assert sorted(acc.Tags()["scalars"]) == ["eval_loss", "loss", "lr"]
+    rows = [r for r in read_metrics(tmp_path) if "event" not in r]
     for tag in ("loss", "lr"):
         events = acc.Scalars(tag)
         assert [e.step for e in events] == [1, 2, 3]
         assert [e.value for e in events] == pytest.approx([r[tag] for r in rows], rel=1e-6)
+    assert [(e.step, e.value) for e in acc.Scalars("eval_loss")] == [(3, 0.25)]
+    assert flat_config({"train": {"lr": 1e-4, "betas": [0.9, 0.99]}, "x": None, "on": True}) == {
+        "train.lr": 1e-4, "train.betas": "[0.9, 0.99]", "on": True}
+
+
+def test_report_to_names_are_accelerates_trackers():
+    """logging.report_to takes Accelerate's tracker names (accelerate.tracking.LOGGER_TYPE_TO_CLASS), none by
+    default; ``none`` and the old ``jsonl`` mean no tracker (metrics.jsonl is always written)."""
+    from accelerate.tracking import LOGGER_TYPE_TO_CLASS
+
+    from rmforge.config import load_config
+    from rmforge.errors import ConfigError
+    from rmforge.train.config import TRACKERS, BTConfig
+
+    assert TRACKERS == tuple(sorted(LOGGER_TYPE_TO_CLASS))
+    assert load_config(None, [], cls=BTConfig).logging.report_to == []
+    assert load_config(None, ["logging.report_to=[jsonl, tensorboard]"], cls=BTConfig).logging.report_to == [
+        "tensorboard"]
+    assert load_config(None, ["logging.report_to=none"], cls=BTConfig).logging.report_to == []
+    assert load_config(None, ["logging.report_to=tensorboard,wandb"], cls=BTConfig).logging.report_to == [
+        "tensorboard", "wandb"]
+    with pytest.raises(ConfigError, match="logging.report_to: unknown tracker 'tensorbord'; choose from aim, "
+                                          "clearml, comet_ml, dvclive, mlflow, swanlab, tensorboard, trackio, wandb"):
+        load_config(None, ["logging.report_to=[tensorbord]"], cls=BTConfig)
+    with pytest.raises(ConfigError, match="tracker_options has wandb, which is not in report_to"):
+        load_config(None, ["logging.tracker_options={wandb: {entity: x}}"], cls=BTConfig)
+    with pytest.raises(ConfigError, match="unknown tracker 'nope'"):
+        MetricsLog(Path("/nonexistent"), ["nope"])
 
 
 def test_resume_drops_rows_after_the_checkpoint(tmp_path):
@@ -43,16 +78,11 @@ def test_non_finite_values_become_null(tmp_path):
     assert row == {"step": 1, "grad_norm": None, "validation": {"margin": None, "n": [1.0, None]}}
 
 
-def test_missing_backend_is_a_clear_error(tmp_path, monkeypatch):
-    import builtins
+def test_missing_backend_is_a_clear_error(tmp_path):
+    from accelerate.tracking import get_available_trackers
 
-    real_import = builtins.__import__
-
-    def no_wandb(name, *args, **kwargs):
-        if name == "wandb":
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_wandb)
-    with pytest.raises(RmforgeError, match="pip install wandb"):
+    if "wandb" in {str(t) for t in get_available_trackers()}:
+        pytest.skip("wandb is installed")
+    with pytest.raises(RmforgeError, match="logging.report_to has wandb but its package is missing: pip install wandb"):
         MetricsLog(tmp_path, ["wandb"])
+    assert list(tmp_path.iterdir()) == []

@@ -167,7 +167,7 @@ def test_pointwise_multi_attribute(setup, tmp_path):
 def test_no_validation_data_records_no_normalization(setup, tmp_path):
     """Without validation data the manifest says there is no normalisation (it used to claim mean 0 / std 1
     'from validation rewards'); a reader looking for ``mean`` finds none."""
-    from rmforge.train.trainer import reward_normalization
+    from rmforge.train.selection import reward_normalization
 
     out = tmp_path / "run"
     train_bt(cfg(setup, out, "data.validation=null"))
@@ -232,7 +232,7 @@ def test_accuracy_ties_go_to_the_lower_validation_loss(setup, tmp_path):
 
 
 def test_best_evaluation_rule():
-    from rmforge.train.trainer import compare_to_best, describe_saved
+    from rmforge.train.selection import compare_to_best, describe_saved
 
     best = {"best": 0.5, "best_loss": 0.7, "best_step": 2}
     assert compare_to_best("accuracy", {"accuracy": 0.5, "loss": 0.69}, best) == "better"
@@ -279,3 +279,25 @@ def _umask():
     from rmforge.fileio import umask
 
     return umask()
+
+
+def test_report_to_tensorboard_through_accelerate(setup, tmp_path):
+    """logging.report_to=[tensorboard]: Accelerate's tracker writes an events file holding the training loss
+    of every logged step (the same values as metrics.jsonl); an unknown tracker fails before any output."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from rmforge.errors import ConfigError
+
+    out = tmp_path / "run"
+    train_bt(cfg(setup, out, "logging.report_to=[tensorboard]", "train.max_steps=3"))
+    events = list((out / "trackers" / "rmforge").glob("events.out.tfevents.*"))
+    assert events
+    acc = EventAccumulator(str(out / "trackers" / "rmforge"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("loss")] == [1, 2, 3]
+    assert [e.value for e in acc.Scalars("loss")] == pytest.approx(losses(out), rel=1e-6)
+    assert [e.step for e in acc.Scalars("eval_accuracy")] == [3]
+    with pytest.raises(ConfigError, match="unknown tracker 'tb'"):
+        train_bt(cfg(setup, tmp_path / "bad", "logging.report_to=[tb]"))
+    assert not (tmp_path / "bad").exists()

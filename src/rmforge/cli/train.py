@@ -51,7 +51,8 @@ def _train(kind: str, recipe: str | None, overrides: list[str] | None) -> None:
     from rmforge.train.config import BTConfig, PointwiseConfig
     from rich.markup import escape
 
-    from rmforge.train.trainer import describe_saved, train_bt
+    from rmforge.train.selection import describe_saved
+    from rmforge.train.trainer import train_bt
 
     path, extra = _split_args(recipe, overrides)
     cfg = load_config(path, extra, cls=BTConfig if kind == "bt" else PointwiseConfig)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from rmforge.config import ConfigModel, register_config
 
@@ -117,15 +117,47 @@ class CheckpointConfig(ConfigModel):
     """Keep the best checkpoint (by eval.metric) and make it the final model."""
 
 
+TRACKERS = ("aim", "clearml", "comet_ml", "dvclive", "mlflow", "swanlab", "tensorboard", "trackio", "wandb")
+"""Accelerate's experiment trackers (the names of ``accelerate.tracking.LOGGER_TYPE_TO_CLASS``)."""
+
+
 class LoggingConfig(ConfigModel):
-    """Metrics and progress."""
+    """Metrics, experiment trackers and progress."""
 
     every_steps: int = Field(default=10, ge=1)
     """Log training metrics every N optimizer steps."""
-    report_to: list[Literal["jsonl", "tensorboard", "wandb"]] = Field(default_factory=lambda: ["jsonl"])
-    """Metric sinks; jsonl (metrics.jsonl) is always written."""
+    report_to: list[str] = Field(default_factory=list)
+    """Experiment trackers, through Accelerate: any of aim, clearml, comet_ml, dvclive, mlflow, swanlab,
+    tensorboard, trackio, wandb (each needs its package); [] or ``none`` = none. RUN_DIR/metrics.jsonl is
+    always written (``jsonl`` is accepted and changes nothing)."""
+    project: str = "rmforge"
+    """Project name given to the trackers (Accelerate's ``init_trackers(project_name)``: the W&B / MLflow /
+    Comet project, the TensorBoard sub-folder of RUN_DIR/trackers)."""
+    tracker_options: dict[str, dict] = Field(default_factory=dict)
+    """Keyword arguments per tracker (Accelerate's ``init_kwargs``), e.g. ``{wandb: {entity: my-team}}``."""
     progress: bool = True
     """Show a progress bar with ETA."""
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _known_trackers(cls, value):
+        if value is None:
+            return []
+        names = [n.strip() for n in value.split(",")] if isinstance(value, str) else value
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValueError("a list of tracker names, e.g. [tensorboard]")
+        names = [n for n in names if n not in ("", "none", "jsonl")]
+        unknown = [n for n in names if n not in TRACKERS]
+        if unknown:
+            raise ValueError(f"unknown tracker '{unknown[0]}'; choose from {', '.join(TRACKERS)} (or none)")
+        return list(dict.fromkeys(names))
+
+    @model_validator(mode="after")
+    def _options_for_chosen_trackers(self):
+        extra = sorted(set(self.tracker_options) - set(self.report_to))
+        if extra:
+            raise ValueError(f"tracker_options has {extra[0]}, which is not in report_to {self.report_to}")
+        return self
 
 
 class ModelOptions(ConfigModel):

@@ -1,4 +1,4 @@
-"""Training metrics: a running window over steps and the sinks (metrics.jsonl, TensorBoard, W&B)."""
+"""Training metrics: a running window over steps, metrics.jsonl, and Accelerate's experiment trackers."""
 
 from __future__ import annotations
 
@@ -48,12 +48,18 @@ class Window:
         return out
 
 
-class MetricsLog:
-    """Appends to RUN_DIR/metrics.jsonl and mirrors scalars to TensorBoard / W&B when asked."""
+PACKAGES = {"aim": "aim", "clearml": "clearml", "comet_ml": "comet-ml", "dvclive": "dvclive", "mlflow": "mlflow",
+            "swanlab": "swanlab", "tensorboard": "tensorboard", "trackio": "trackio", "wandb": "wandb"}
+"""pip package of each tracker."""
 
-    def __init__(self, out: Path, report_to: list[str], enabled: bool = True, resume_step: int | None = None):
-        self.enabled = enabled
-        self.tb = self.wandb = None
+
+class MetricsLog:
+    """Appends to RUN_DIR/metrics.jsonl (always) and sends the scalars of training and eval rows to
+    Accelerate's experiment trackers named in ``report_to`` (files of local trackers under RUN_DIR/trackers)."""
+
+    def __init__(self, out: Path, report_to: list[str], enabled: bool = True, resume_step: int | None = None,
+                 config: dict | None = None, project: str = "rmforge", tracker_options: dict | None = None):
+        self.enabled, self.trackers, self.fh = enabled, [], None
         if not enabled:
             return
         path = out / "metrics.jsonl"
@@ -61,43 +67,101 @@ class MetricsLog:
             keep = [line for line in path.read_text().splitlines()
                     if line.strip() and json.loads(line).get("step", 0) <= resume_step]
             path.write_text("".join(line + "\n" for line in keep))
+        names = [n for n in report_to if n not in ("jsonl", "none")]
+        self.trackers = start_trackers(names, out, project, config, tracker_options or {})
         self.fh = open(path, "a", encoding="utf-8")
-        if "tensorboard" in report_to:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                raise RmforgeError("logging.report_to has tensorboard but the package is missing: "
-                                   "pip install tensorboard") from None
-            self.tb = SummaryWriter(str(out / "tensorboard"))
-        if "wandb" in report_to:
-            try:
-                import wandb
-            except ImportError:
-                raise RmforgeError("logging.report_to has wandb but the package is missing: pip install wandb "
-                                   "(WANDB_MODE=offline works without a network)") from None
-            self.wandb = wandb.init(dir=str(out), project="rmforge", name=out.name, reinit=True)
 
     def write(self, row: dict) -> None:
-        if not self.enabled:
+        if not self.enabled or self.fh is None:
             return
         self.fh.write(json.dumps(_finite(row), default=_jsonable, allow_nan=False) + "\n")
         self.fh.flush()
-        step = row.get("step", 0)
-        scalars = {k: v for k, v in row.items() if isinstance(v, (int, float)) and k != "step"}
-        if self.tb is not None:
-            for k, v in scalars.items():
-                self.tb.add_scalar(k, v, step)
-        if self.wandb is not None and scalars:
-            self.wandb.log(scalars, step=step)
+        if row.get("event") not in (None, "eval"):
+            return  # start / end / early stop rows: metrics.jsonl only
+        scalars = {k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+                   and k != "step"}
+        if scalars:
+            for tracker in self.trackers:  # as Accelerator.log does
+                tracker.log(scalars, step=row.get("step", 0))
 
     def close(self) -> None:
-        if not self.enabled:
+        """Close metrics.jsonl and finish the trackers (as Accelerator.end_training does, without tearing
+        down the process group); a second call does nothing."""
+        if not self.enabled or self.fh is None:
             return
         self.fh.close()
-        if self.tb is not None:
-            self.tb.close()
-        if self.wandb is not None:
-            self.wandb.finish()
+        self.fh = None
+        for tracker in self.trackers:
+            tracker.finish()
+
+
+def start_trackers(names: list[str], out: Path, project: str = "rmforge", config: dict | None = None,
+                   options: dict | None = None) -> list:
+    """Accelerate trackers built and started the way ``Accelerator.init_trackers(project, config,
+    init_kwargs=options)`` does, with logging_dir RUN_DIR/trackers. Local files default into the run
+    folder (W&B ``dir``, dvclive ``dir``); ``options`` override. ConfigError for an unknown name, a clear
+    RmforgeError for a tracker whose package is missing."""
+    if not names:
+        return []
+    check_trackers(names)
+    from accelerate.tracking import LOGGER_TYPE_TO_CLASS
+
+    logging_dir = out / "trackers"
+    defaults = {"wandb": {"dir": str(out), "name": out.name}, "mlflow": {"run_name": out.name},
+                "dvclive": {"dir": str(logging_dir / "dvclive")}}
+    trackers = []
+    for name in names:
+        cls = LOGGER_TYPE_TO_CLASS[name]
+        kwargs = {**defaults.get(name, {}), **(options or {}).get(name, {})}
+        if cls.requires_logging_directory:
+            logging_dir.mkdir(parents=True, exist_ok=True)
+            trackers.append(cls(project, str(logging_dir), **kwargs))
+        else:
+            trackers.append(cls(project, **kwargs))
+    for tracker in trackers:
+        tracker.start()
+    if config is not None:
+        flat = flat_config(config)
+        for tracker in trackers:
+            tracker.store_init_configuration(flat)
+    return trackers
+
+
+def check_trackers(names: list[str]) -> None:
+    """Before any output is written: ConfigError for a name Accelerate does not know, RmforgeError for a
+    tracker whose package is not installed."""
+    names = [n for n in names if n not in ("jsonl", "none")]
+    if not names:
+        return
+    from accelerate.tracking import LOGGER_TYPE_TO_CLASS, get_available_trackers
+
+    from rmforge.errors import ConfigError
+
+    for name in names:
+        if name not in LOGGER_TYPE_TO_CLASS:
+            raise ConfigError(f"logging.report_to: unknown tracker '{name}'; choose from "
+                              f"{', '.join(sorted(LOGGER_TYPE_TO_CLASS))} (or none)")
+    available = {str(t) for t in get_available_trackers()}
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise RmforgeError(f"logging.report_to has {missing[0]} but its package is missing: pip install "
+                           f"{PACKAGES.get(missing[0], missing[0])}" +
+                           (" (WANDB_MODE=offline works without a network)" if missing[0] == "wandb" else ""))
+
+
+def flat_config(config: dict, prefix: str = "") -> dict:
+    """``{"train": {"lr": 1e-5}}`` -> ``{"train.lr": 1e-5}``: hyperparameters as trackers take them
+    (bool/int/float/str; lists as JSON text; nulls left out)."""
+    flat = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flat_config(value, name + "."))
+        elif isinstance(value, (bool, int, float, str)):
+            flat[name] = value
+        elif value is not None:
+            flat[name] = json.dumps(value, default=str)
+    return flat
 
 
 def _jsonable(value):

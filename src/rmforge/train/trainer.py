@@ -24,10 +24,11 @@ from rmforge.train.batching import batch_order, collate, length_buckets, packed_
 from rmforge.train.config import TrainBase
 from rmforge.train.engine import Engine
 from rmforge.train.losses import pairwise_loss, plackett_luce_loss, regression_loss
-from rmforge.train.metrics import MetricsLog, Window, peak_memory_mb
+from rmforge.train.metrics import MetricsLog, Window, check_trackers, peak_memory_mb
 from rmforge.train.packing import any_worth_sharing, doc_tokens, packed_outputs
 from rmforge.train.sampler import epoch_batches, sample_lengths, split_by_tokens, split_micro
 from rmforge.train.scoring import model_outputs, pair_eval_metrics, pointwise_eval_metrics, score_samples
+from rmforge.train.selection import best_metric, check_finite_loss, compare_to_best, reward_normalization, saved_model
 
 
 @dataclass
@@ -199,6 +200,7 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
     engine = Engine(cfg.train.precision)
     out = Path(cfg.output_dir)
     resume_from = ckpt_io.resume_point(cfg.output_dir, cfg.overwrite, cfg.resume)  # read-only, every process
+    check_trackers(cfg.logging.report_to)
     engine.barrier()  # all have looked before the main process may clear the folder
     torch.manual_seed(cfg.seed)
     prep = prepare(cfg, progress=cfg.logging.progress and engine.is_main)
@@ -236,97 +238,79 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
     model, optimizer = engine.prepare(model, optimizer)
     model.train()
     log = MetricsLog(out, cfg.logging.report_to, enabled=engine.is_main,
-                     resume_step=state["step"] if resume_from is not None else None)
-    if engine.is_main:
-        (out / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
-        log.write({"event": "start", "step": state["step"], "total_steps": total, "data": prep.stats,
-                   "precision": engine.precision, "world_size": engine.world, "model": prep.model_info,
-                   "tie_model": prep.tie_model, "packing": packing, "attention": attn_implementation(model),
-                   "token_budget": opt.token_budget if packing != "none" else None,
-                   "length_buckets": buckets,
-                   "resumed_from": str(resume_from) if resume_from else None})
-        report_data(console, prep.stats)
-    micro = opt.micro_batch_size or opt.batch_size
-    loss_cfg = cfg.loss.model_copy(update={"tie_model": prep.tie_model}) if prep.attributes is None else cfg.loss
-    bar = progress_bar(total, state["step"], cfg.logging.progress and engine.is_main)
-    window, t_window, padding = Window(), time.perf_counter(), [0, 0]  # padding: real tokens, positions
-    stop = False
-    while state["step"] < total and not stop:
-        batches = epoch_batches(lengths, opt.batch_size, cfg.seed, state["epoch"], opt.length_grouping, keys)
-        for bi in range(state["batch_in_epoch"], len(batches)):
-            items = [prep.train[i] for i in batches[bi]]
-            mine = batches[bi][engine.rank::engine.world]
-            if by_tokens:
-                parts = [[mine[k] for k in g] for g in split_by_tokens([doc_lens[i] for i in mine], opt.token_budget)]
+                     resume_step=state["step"] if resume_from is not None else None,
+                     config=cfg.model_dump(mode="json"), project=cfg.logging.project,
+                     tracker_options=cfg.logging.tracker_options)
+    try:
+        if engine.is_main:
+            (out / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
+            log.write({"event": "start", "step": state["step"], "total_steps": total, "data": prep.stats,
+                       "precision": engine.precision, "world_size": engine.world, "model": prep.model_info,
+                       "tie_model": prep.tie_model, "packing": packing, "attention": attn_implementation(model),
+                       "token_budget": opt.token_budget if packing != "none" else None,
+                       "length_buckets": buckets,
+                       "resumed_from": str(resume_from) if resume_from else None})
+            report_data(console, prep.stats)
+        micro = opt.micro_batch_size or opt.batch_size
+        loss_cfg = cfg.loss.model_copy(update={"tie_model": prep.tie_model}) if prep.attributes is None else cfg.loss
+        bar = progress_bar(total, state["step"], cfg.logging.progress and engine.is_main)
+        window, t_window, padding = Window(), time.perf_counter(), [0, 0]  # padding: real tokens, positions
+        stop = False
+        while state["step"] < total and not stop:
+            batches = epoch_batches(lengths, opt.batch_size, cfg.seed, state["epoch"], opt.length_grouping, keys)
+            for bi in range(state["batch_in_epoch"], len(batches)):
+                items = [prep.train[i] for i in batches[bi]]
+                mine = batches[bi][engine.rank::engine.world]
+                if by_tokens:
+                    groups = split_by_tokens([doc_lens[i] for i in mine], opt.token_budget)
+                    parts = [[mine[k] for k in g] for g in groups]
+                else:
+                    parts = split_micro(mine, micro)
+                bad_loss = None
+                for j, part in enumerate(parts):
+                    with engine.no_sync(model, j == len(parts) - 1):
+                        with engine.autocast():
+                            loss_sum, stats = batch_loss(model, [prep.train[i] for i in part], pad_id, loss_cfg,
+                                                         engine.device, packing, buckets)
+                        engine.backward(loss_sum * (engine.world / len(items)))
+                    if bad_loss is None and not math.isfinite(stats["loss_sum"]):
+                        bad_loss = stats["loss_sum"] / stats["samples"]
+                    window.add(stats)
+                    padding[0] += stats["tokens"]
+                    padding[1] += stats["positions"]
+                if not parts:  # a rank with no item this step still joins the all-reduce
+                    engine.backward(sum(p.sum() * 0.0 for p in model.parameters()))
+                check_finite_loss(engine, cfg, bad_loss, state["step"] + 1, total, out, log)
+                window.grad_norm = optimizer_step(engine, model, optimizer, scheduler, opt.max_grad_norm, state, bi)
+                bar.update(1)
+                step = state["step"]
+                if step % cfg.logging.every_steps == 0 or step == total:
+                    elapsed = time.perf_counter() - t_window
+                    row = window.summary(engine, elapsed) | {"step": step, "epoch": state["epoch"] + bi / len(batches),
+                                                             "lr": scheduler.get_last_lr()[0],
+                                                             "peak_memory_mb": peak_memory_mb(),
+                                                             "padding_ratio": 1 - padding[0] / max(padding[1], 1)}
+                    log.write(row)
+                    bar.set_postfix(loss=f"{row.get('loss', float('nan')):.4f}", acc=f"{row.get('accuracy', 0):.3f}")
+                    window, t_window, padding = Window(), time.perf_counter(), [0, 0]
+                if cfg.eval.every_steps and step % cfg.eval.every_steps == 0 and step != total:
+                    stop, _ = _evaluate(cfg, engine, model, prep, state, log, out)
+                if cfg.checkpoint.every_steps and step % cfg.checkpoint.every_steps == 0 and step != total:
+                    _checkpoint(cfg, engine, model, tok, optimizer, scheduler, state, out)
+                _fault_injection(step)
+                if step >= total or stop:
+                    break
             else:
-                parts = split_micro(mine, micro)
-            bad_loss = None
-            for j, part in enumerate(parts):
-                with engine.no_sync(model, j == len(parts) - 1):
-                    with engine.autocast():
-                        loss_sum, stats = batch_loss(model, [prep.train[i] for i in part], pad_id, loss_cfg,
-                                                     engine.device, packing, buckets)
-                    engine.backward(loss_sum * (engine.world / len(items)))
-                if bad_loss is None and not math.isfinite(stats["loss_sum"]):
-                    bad_loss = stats["loss_sum"] / stats["samples"]
-                window.add(stats)
-                padding[0] += stats["tokens"]
-                padding[1] += stats["positions"]
-            if not parts:  # a rank with no item this step still joins the all-reduce
-                engine.backward(sum(p.sum() * 0.0 for p in model.parameters()))
-            check_finite_loss(engine, cfg, bad_loss, state["step"] + 1, total, out, log)
-            window.grad_norm = optimizer_step(engine, model, optimizer, scheduler, opt.max_grad_norm, state, bi)
-            bar.update(1)
-            step = state["step"]
-            if step % cfg.logging.every_steps == 0 or step == total:
-                elapsed = time.perf_counter() - t_window
-                row = window.summary(engine, elapsed) | {"step": step, "epoch": state["epoch"] + bi / len(batches),
-                                                         "lr": scheduler.get_last_lr()[0],
-                                                         "peak_memory_mb": peak_memory_mb(),
-                                                         "padding_ratio": 1 - padding[0] / max(padding[1], 1)}
-                log.write(row)
-                bar.set_postfix(loss=f"{row.get('loss', float('nan')):.4f}", acc=f"{row.get('accuracy', 0):.3f}")
-                window, t_window, padding = Window(), time.perf_counter(), [0, 0]
-            if cfg.eval.every_steps and step % cfg.eval.every_steps == 0 and step != total:
-                stop, _ = _evaluate(cfg, engine, model, prep, state, log, out)
-            if cfg.checkpoint.every_steps and step % cfg.checkpoint.every_steps == 0 and step != total:
-                _checkpoint(cfg, engine, model, tok, optimizer, scheduler, state, out)
-            _fault_injection(step)
-            if step >= total or stop:
-                break
-        else:
-            state["epoch"] += 1
-            state["batch_in_epoch"] = 0
-            if not cfg.eval.every_steps and state["step"] < total:
-                stop, _ = _evaluate(cfg, engine, model, prep, state, log, out)
-    bar.close()
-    _, final_eval = _evaluate(cfg, engine, model, prep, state, log, out, final=True)
-    return _finish(cfg, engine, model, prep, state, log, out, final_eval)
-
-
-def check_finite_loss(engine, cfg, bad_loss: float | None, step: int, total: int, out: Path, log) -> None:
-    """Stop training before the optimizer applies a NaN/inf loss's gradients (every process stops at the
-    same step: the flags are summed across processes). Nothing is saved from the broken state."""
-    flagged = bad_loss is not None
-    if engine.world > 1:
-        flagged = engine.sum([float(flagged)])[0] > 0
-    if not flagged:
-        return
-    from rmforge.errors import NonFiniteLossError
-
-    opt = cfg.train
-    hints = [f"lower train.lr (now {opt.lr:g})"]
-    if opt.max_grad_norm is None:
-        hints.append("set train.max_grad_norm (now off, e.g. 1.0)")
-    if engine.precision != "fp32":
-        hints.append(f"use train.precision=fp32 (now {engine.precision})")
-    last = ckpt_io.latest_checkpoint(out)
-    saved = f" (the checkpoints up to {last.name} are from before it)" if last is not None else ""
-    value = "nan" if bad_loss is None else f"{bad_loss}"  # another process saw it
-    log.write({"event": "non_finite_loss", "step": step, "loss": value})
-    log.close()
-    raise NonFiniteLossError(f"training stopped at step {step} of {total}: the loss is {value} (not finite), so no "
-                             f"model was saved from this state{saved}. Try: {'; '.join(hints)}")
+                state["epoch"] += 1
+                state["batch_in_epoch"] = 0
+                if not cfg.eval.every_steps and state["step"] < total:
+                    stop, _ = _evaluate(cfg, engine, model, prep, state, log, out)
+        bar.close()
+        _, final_eval = _evaluate(cfg, engine, model, prep, state, log, out, final=True)
+        return _finish(cfg, engine, model, prep, state, log, out, final_eval)
+    except BaseException:  # metrics.jsonl and the trackers are closed on any failure
+        log.close()
+        raise
 
 
 def _evaluate(cfg, engine, model, prep, state, log, out, final: bool = False) -> tuple[bool, tuple | None]:
@@ -358,32 +342,6 @@ def _evaluate(cfg, engine, model, prep, state, log, out, final: bool = False) ->
         stop = engine.sum([float(stop)])[0] > 0
     engine.barrier()
     return stop, result
-
-
-def compare_to_best(metric: str, metrics: dict, state: dict) -> str | None:
-    """``better``, ``tie`` or ``worse`` than the best evaluation so far (None: the metric is missing or NaN).
-
-    Higher accuracy wins (lower loss for ``metric=loss``); equal accuracies are decided by the lower
-    validation loss, and a full tie by the later step (the caller's choice)."""
-    value = metrics.get(metric)
-    if value is None or math.isnan(value):
-        return None
-    if state.get("best") is None:
-        return "better"
-
-    def key(v, loss):
-        primary = v if metric == "accuracy" else -v
-        tiebreak = -loss if loss is not None and math.isfinite(loss) else -math.inf
-        return (primary, tiebreak if metric == "accuracy" else 0.0)
-
-    new, old = key(value, metrics.get("loss")), key(state["best"], state.get("best_loss"))
-    return "better" if new > old else "tie" if new == old else "worse"
-
-
-def best_metric(cfg) -> str:
-    if cfg.eval.metric != "auto":
-        return cfg.eval.metric
-    return "loss" if cfg.kind == "train-pointwise" else "accuracy"
 
 
 def validation_pass(cfg, engine, net, prep) -> tuple[dict, list[list[float]]]:
@@ -485,41 +443,6 @@ def _finish(cfg, engine, model, prep, state, log, out, final_eval: tuple | None)
         log.close()
     engine.barrier()
     return summary
-
-
-def saved_model(cfg, state: dict, use_best: bool, has_validation: bool, metrics: dict) -> dict:
-    """Which step the final model is (``summary.saved`` in the manifest and the ``end`` row of metrics.jsonl)."""
-    steps, best = state["step"], state.get("best_step")
-    metric = best_metric(cfg)
-    if use_best or (best == steps and cfg.checkpoint.save_best):
-        choice, why = "best", (f"best validation {metric}" + (", ties by lower loss, then later step"
-                                                                if metric == "accuracy" else ", ties by later step"))
-    elif not has_validation:
-        choice, why = "last", "no validation data"
-    elif not cfg.checkpoint.save_best:
-        choice, why = "last", "checkpoint.save_best=false"
-    else:
-        choice, why = "last", f"no finite validation {metric}"
-    return {"step": state["best_step"] if use_best else steps, "of": steps, "choice": choice, "why": why,
-            "validation": {k: metrics[k] for k in ("accuracy", "loss", "mse", "mae") if k in metrics}}
-
-
-def describe_saved(saved: dict) -> str:
-    """One line for the console: ``saved model: best validation step 80 of 120 (accuracy 0.7100, loss 0.5800)``."""
-    head = "best validation step" if saved["choice"] == "best" else "last step"
-    figures = ", ".join(f"{k} {v:.4f}" for k, v in saved.get("validation", {}).items())
-    return f"saved model: {head} {saved['step']} of {saved['of']} ({figures or saved['why']})"
-
-
-def reward_normalization(rewards: list[float]) -> dict:
-    """The manifest's ``normalization``: mean and std of the final model's validation rewards, or, without
-    validation rewards, ``{"source": "none"}`` and no mean/std (a reader then has nothing to normalise by)."""
-    finite = [r for r in rewards if math.isfinite(r)]
-    if not finite:
-        return {"source": "none", "reason": "no validation data: mean and std of the rewards are unknown"}
-    mean = sum(finite) / len(finite)
-    std = math.sqrt(sum((r - mean) ** 2 for r in finite) / len(finite))
-    return {"mean": mean, "std": std or 1.0, "source": "validation rewards", "count": len(finite)}
 
 
 def optimizer_step(engine, model, optimizer, scheduler, max_grad_norm: float | None, state: dict, batch: int) -> float:
