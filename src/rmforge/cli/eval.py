@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
 from rmforge.cli.common import console, err_console, run_guarded
 
@@ -34,8 +35,9 @@ def preference(
     seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
     limit: int = typer.Option(None, "--limit", min=1, help="evaluate only the first N samples"),
     report: str = typer.Option(None, "--report", help="write report.md/report.html and PNG plots to this folder"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing --json file / --report folder"),
 ) -> None:
-    """Accuracy on a preference file with bootstrap CIs, per group, against length baselines."""
+    """Accuracy on a preference file with Wilson/bootstrap CIs, per group, against length baselines."""
 
     def run() -> None:
         from rmforge.errors import ConfigError
@@ -44,9 +46,10 @@ def preference(
 
         if group_by not in GROUP_KEYS:
             raise ConfigError(f"--group-by must be one of {', '.join(GROUP_KEYS)}, not '{group_by}'")
+        check_outputs(json_out, report, overwrite)
         samples = load_data(data, fmt, limit)
         opts = {"max_length": max_length, "batch_size": batch_size, "precision": precision,
-                "length_policy": length_policy}
+                "length_policy": length_policy, "progress": True}
         stats = {"group_by": group_by, "n_boot": n_boot, "seed": seed, "data": data}
         base = None
         if baseline:
@@ -58,22 +61,48 @@ def preference(
             out = result.to_dict()
             if base is not None:
                 out["baseline"] = base.to_dict()
-            _write_json(json_out, out)
-            err_console.print(f"result written to {json_out}")
-        _write_report(report, result)
+            _write_json(json_out, out, overwrite)
+            err_console.print(f"result written to {escape(json_out)}")
+        _write_report(report, result, overwrite)
         if base is not None:
-            console.print(f"baseline {base.summary()}", highlight=False)
-        console.print(result.summary(), highlight=False)
+            console.print(f"baseline {escape(base.summary())}", highlight=False, soft_wrap=True)
+        console.print(escape(result.summary()), highlight=False, soft_wrap=True)
 
     run_guarded(run)
 
 
-def _write_report(folder: str | None, result) -> None:
+def check_outputs(json_out: str | None, report: str | None, overwrite: bool) -> None:
+    """Refuse unusable output paths before any data is read or model loaded: an existing --json file
+    without --overwrite, a --json path that is a folder, a non-empty --report folder without --overwrite
+    (or one rmforge did not create), and a parent folder that cannot be created or written."""
+    import os
+    from pathlib import Path
+
+    from rmforge.errors import OutputPathError
+    from rmforge.fileio import check_output, check_replaceable
+
+    if json_out:
+        check_output(json_out, overwrite)
+    if report:
+        folder = Path(report)
+        check_replaceable(folder, overwrite, "report folder")
+        parent = folder.absolute().parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise OutputPathError(f"cannot write report folder {folder}: {parent} is not a folder") from None
+        except PermissionError:
+            raise OutputPathError(f"cannot write report folder {folder}: no permission to create {parent}") from None
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise OutputPathError(f"cannot write report folder {folder}: folder {parent} is not writable")
+
+
+def _write_report(folder: str | None, result, overwrite: bool) -> None:
     if folder:
         from rmforge.evaluate.report import write_report
 
-        write_report(result, folder)
-        err_console.print(f"report written to {folder}/report.md (and report.html, PNG plots)")
+        write_report(result, folder, overwrite=overwrite)
+        err_console.print(f"report written to {escape(folder)}/report.md (and report.html, PNG plots)")
 
 
 def _benchmark_command(name: str, title: str, data_help: str) -> None:
@@ -93,23 +122,25 @@ def _benchmark_command(name: str, title: str, data_help: str) -> None:
         n_boot: int = typer.Option(1000, "--n-boot", min=1, help="bootstrap resamples for the intervals"),
         seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
         limit: int = typer.Option(None, "--limit", min=1, help="evaluate only the first N samples"),
+        overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing --json file / --report folder"),
     ) -> None:
         def run() -> None:
             from rmforge.evaluate import evaluate
 
+            check_outputs(json_out, report, overwrite)
             result = evaluate(model, name, data, format=fmt, limit=limit, batch_size=batch_size,
                               max_length=max_length, precision=precision, n_boot=n_boot, seed=seed,
-                              length_policy=length_policy)
+                              length_policy=length_policy, progress=True)
             console.print(result.table())
             if json_out:
-                result.to_json(json_out)
-                err_console.print(f"result written to {json_out}")
-            _write_report(report, result)
-            console.print(result.summary(), highlight=False)
+                result.to_json(json_out, overwrite=overwrite)
+                err_console.print(f"result written to {escape(json_out)}")
+            _write_report(report, result, overwrite)
+            console.print(escape(result.summary()), highlight=False, soft_wrap=True)
 
         run_guarded(run)
 
-    command.__doc__ = f"{title}: official scoring rules, bootstrap CIs, length and calibration diagnostics."
+    command.__doc__ = f"{title}: official scoring rules, Wilson/bootstrap CIs, length and calibration diagnostics."
     app.command(name)(command)
 
 
@@ -130,27 +161,29 @@ def compare(
     json_out: str = typer.Option(None, "--json", help="write the comparison to this JSON file"),
     n_boot: int = typer.Option(1000, "--n-boot", min=1, help="bootstrap resamples"),
     seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing --json file"),
 ) -> None:
     """Side-by-side figures of two results with the paired bootstrap difference B - A."""
 
     def run() -> None:
         from rmforge.evaluate.compare import compare_results
 
+        check_outputs(json_out, None, overwrite)
         cmp = compare_results(result_a, result_b, n_boot=n_boot, seed=seed)
         console.print(cmp.table())
         if json_out:
-            _write_json(json_out, cmp.to_dict())
-            err_console.print(f"comparison written to {json_out}")
+            _write_json(json_out, cmp.to_dict(), overwrite)
+            err_console.print(f"comparison written to {escape(json_out)}")
 
     run_guarded(run)
 
 
-def _write_json(path: str, data: dict) -> None:
+def _write_json(path: str, data: dict, overwrite: bool) -> None:
     import json
 
     from rmforge.fileio import atomic_text
 
-    with atomic_text(path, overwrite=True) as fh:
+    with atomic_text(path, overwrite=overwrite) as fh:
         json.dump(data, fh, indent=2, ensure_ascii=False)
         fh.write("\n")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
 from rmforge.cli.common import console, err_console, parse_pairs, run_guarded
 
@@ -29,14 +30,14 @@ def _options(items: list[str] | None) -> dict:
 def _table(metrics: dict):
     from rich.table import Table
 
-    table = Table(title=f"{metrics['mode']} judge: {metrics['model']}")
+    table = Table(title=escape(f"{metrics['mode']} judge: {metrics['model']}"))
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in metrics.items():
         if isinstance(value, float):
-            table.add_row(key, f"{value:.4f}")
+            table.add_row(escape(key), f"{value:.4f}")
         elif key not in ("model", "data", "mode"):
-            table.add_row(key, "-" if value is None else str(value))
+            table.add_row(escape(key), "-" if value is None else escape(str(value)))
     return table
 
 
@@ -47,18 +48,20 @@ def register(app: typer.Typer) -> None:
     def judge(model: str = typer.Argument(..., help="causal LM: run directory, folder or embedded name"),
               data: str = typer.Argument(..., help="judge data: pointwise/pairwise/verl export, or canonical samples"),
               options: list[str] = typer.Argument(None, help=f"key=value: {', '.join(OPTIONS)}"),
-              json_out: str = typer.Option(None, "--json", help="write metrics and per-example verdicts here")) -> None:
+              json_out: str = typer.Option(None, "--json", help="write metrics and per-example verdicts here"),
+              overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing --json file")) -> None:
         """Generate verdicts and report accuracy / MAE / Spearman, parse failures, position consistency."""
 
         def run() -> None:
-            from rmforge.cli.eval import _write_json
+            from rmforge.cli.eval import _write_json, check_outputs
             from rmforge.evaluate.judge import evaluate_judge
 
             opts = _options(options)
+            check_outputs(json_out, None, overwrite)
             metrics, rows = evaluate_judge(model, data, **opts)
             console.print(_table(metrics))
             if json_out:
-                _write_json(json_out, {"metrics": metrics, "examples": rows})
-                err_console.print(f"result written to {json_out}")
+                _write_json(json_out, {"metrics": metrics, "examples": rows}, overwrite)
+                err_console.print(f"result written to {escape(json_out)}")
 
         run_guarded(run)

@@ -25,7 +25,7 @@ from rmforge.evaluate.stats import Accuracy, accuracy_with_ci, bootstrap_ci
 from rmforge.evaluate.suite import BenchmarkResult, evaluate_benchmark
 
 BENCHMARKS = ("preference", "rewardbench", "rewardbench2", "rm-bench")
-_SCORER_KW = ("max_length", "batch_size", "precision", "device", "length_policy")
+_SCORER_KW = ("max_length", "batch_size", "precision", "device", "length_policy", "progress")
 _EVAL_KW = ("group_by", "n_boot", "seed", "alpha")
 
 __all__ = [
@@ -59,8 +59,8 @@ def load_data(data: str | os.PathLike | Sequence[Any], fmt: str = "canonical", l
 def evaluate(model: str | os.PathLike | Scorer, benchmark: str = "preference", data=None, *,
              format: str = "auto", limit: int | None = None, **kw) -> PreferenceResult | BenchmarkResult:
     """Evaluate ``model`` on ``benchmark``; keyword options go to :func:`load_scorer` (max_length,
-    batch_size, precision, device, length_policy) and to the evaluator (n_boot, seed, alpha; group_by
-    for ``preference``). Data are read and checked before the model is loaded."""
+    batch_size, precision, device, length_policy, progress) and to the evaluator (n_boot, seed, alpha;
+    group_by for ``preference``). Data are read and checked before the model is loaded."""
     from rmforge.evaluate.benchmarks import get_spec, load_benchmark
 
     name = benchmark.lower().replace("_", "-")

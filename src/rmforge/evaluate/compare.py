@@ -31,16 +31,17 @@ class Comparison:
     alpha: float
 
     def table(self):
+        from rich.markup import escape
         from rich.table import Table
 
         from rmforge.evaluate.preference import _fmt
 
-        t = Table(title=f"{self.benchmark}: A = {self.names[0]}, B = {self.names[1]}",
+        t = Table(title=escape(f"{self.benchmark}: A = {self.names[0]}, B = {self.names[1]}"),
                   caption=f"paired bootstrap ({self.n_boot} resamples) over shared items", caption_justify="left")
         for col in ("", "A", "B", "B - A", f"{100 * (1 - self.alpha):g}% CI", "n"):
             t.add_column(col, justify="left" if not col else "right")
         for label, a, b, d, lo, hi, n in self.rows:
-            t.add_row(label, _fmt(a), _fmt(b), _fmt(d), f"[{_fmt(lo)}, {_fmt(hi)}]", str(n))
+            t.add_row(escape(label), _fmt(a), _fmt(b), _fmt(d), f"[{_fmt(lo)}, {_fmt(hi)}]", str(n))
         return t
 
     def to_dict(self) -> dict[str, Any]:

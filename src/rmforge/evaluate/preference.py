@@ -53,11 +53,11 @@ class RunResult:
     def to_dict(self, per_sample: bool = True) -> dict[str, Any]:
         raise NotImplementedError
 
-    def to_json(self, path: str | os.PathLike, per_sample: bool = True) -> None:
-        """Write :meth:`to_dict` atomically (replacing an existing file)."""
+    def to_json(self, path: str | os.PathLike, per_sample: bool = True, overwrite: bool = True) -> None:
+        """Write :meth:`to_dict` atomically (an existing file is replaced only with ``overwrite``)."""
         from rmforge.fileio import atomic_text
 
-        with atomic_text(path, overwrite=True) as fh:
+        with atomic_text(path, overwrite=overwrite) as fh:
             json.dump(self.to_dict(per_sample), fh, indent=2, ensure_ascii=False)
             fh.write("\n")
 
@@ -125,17 +125,18 @@ class PreferenceResult(RunResult):
 
     def table(self, title: str | None = None):
         """A rich Table of :meth:`rows` with :meth:`notes` as caption."""
+        from rich.markup import escape
         from rich.table import Table
 
         ci = f"{100 * (1 - self.alpha):g}% CI"
-        table = Table(title=title or f"preference accuracy: {self.model}", caption="\n".join(self.notes()),
-                      caption_justify="left")
+        table = Table(title=escape(title or f"preference accuracy: {self.model}"),
+                      caption=escape("\n".join(self.notes())), caption_justify="left")
         table.add_column("")
         table.add_column("accuracy", justify="right")
         table.add_column(ci, justify="right")
         table.add_column("n", justify="right")
         for label, acc in self.rows():
-            table.add_row(label, _fmt(acc.accuracy), f"[{_fmt(acc.ci_low)}, {_fmt(acc.ci_high)}]", str(acc.n),
+            table.add_row(escape(label), _fmt(acc.accuracy), f"[{_fmt(acc.ci_low)}, {_fmt(acc.ci_high)}]", str(acc.n),
                           style="bold" if label == "overall" else None)
         return table
 
@@ -149,8 +150,21 @@ class PreferenceResult(RunResult):
         return "\n".join(lines + [""] + [f"- {n}" for n in self.notes()]) + "\n"
 
     def summary(self) -> str:
-        """``accuracy: X [lo, hi] (n=N)``."""
-        return f"accuracy: {_fmt(self.accuracy)} [{_fmt(self.ci_low)}, {_fmt(self.ci_high)}] (n={self.n})"
+        """``accuracy: X [lo, hi] (n=N)``, with the samples the length policy dropped when there are any:
+        ``(n=510; 2 dropped: response too long, max_length 512)``."""
+        return (f"accuracy: {_fmt(self.accuracy)} [{_fmt(self.ci_low)}, {_fmt(self.ci_high)}] "
+                f"(n={self.n}{dropped_note(self.counts, self.scorer)})")
+
+
+def dropped_note(counts: dict[str, Any], scorer: dict[str, Any] | None) -> str:
+    """``"; 2 dropped: response too long, max_length 512"`` (empty when nothing was dropped)."""
+    n = counts.get("dropped") or 0
+    if not n:
+        return ""
+    why = ", ".join(f"{k}" + (f" {v}" if len(counts.get("dropped_by_reason") or {}) > 1 else "")
+                    for k, v in (counts.get("dropped_by_reason") or {}).items())
+    limit = ((scorer or {}).get("encoding") or {}).get("max_length")
+    return f"; {n} dropped: {why or 'by the length policy'}" + (f", max_length {limit}" if limit else "")
 
 
 def evaluate_preference(scorer, samples: Sequence[Sample], *, group_by: str | None = "subset", n_boot: int = 1000,

@@ -36,7 +36,9 @@ def report_data(result) -> dict[str, Any]:
         return {"title": f"{result.spec.title}: {result.model}", "rows": rows, "chosen": d["rewards_chosen"],
                 "rejected": d["rewards_rejected"], "calibration": d["calibration"], "rewards": rewards,
                 "lengths": lengths, "markdown": result.markdown(), "summary": result.summary()}
-    rows = [(label.strip(), a.accuracy, a.ci_low, a.ci_high, a.n, math.nan) for label, a in result.rows()]
+    longer = preference_longer_wins(result)
+    rows = [(label.strip(), a.accuracy, a.ci_low, a.ci_high, a.n, longer.get(label, math.nan))
+            for label, a in result.rows()]
     chosen, rejected = [], []
     for rec in result.per_sample:
         if rec.get("kind") == "pair" and rec.get("rewards") is not None:
@@ -50,12 +52,35 @@ def report_data(result) -> dict[str, Any]:
             "summary": result.summary()}
 
 
-def write_report(result, out_dir: str | os.PathLike) -> Path:
-    """Write the report folder (replacing an existing one); returns its path."""
+def preference_longer_wins(result) -> dict[str, float]:
+    """"Longer wins" credit (1, 0, 0.5 for equal lengths) on the scored pairs behind each row of a
+    :class:`~rmforge.evaluate.preference.PreferenceResult`: overall, per group and on the length-matched
+    pairs (NaN for a row without pairs; the baseline rows are baselines themselves)."""
+    from rmforge.evaluate.stats import length_matched, longer_wins
+
+    pairs = [rec for rec in result.per_sample
+             if rec.get("kind") == "pair" and rec.get("rewards") is not None and rec.get("lengths")]
+
+    def credit(recs) -> float:
+        if not recs:
+            return math.nan
+        return float(longer_wins([r["lengths"][0] for r in recs], [r["lengths"][1] for r in recs]).mean())
+
+    out = {"overall": credit(pairs)}
+    for key in result.groups:
+        out[f"  {result.group_by}: {key}"] = credit([r for r in pairs if r.get("group") == key])
+    matched = length_matched([r["lengths"][0] for r in pairs], [r["lengths"][1] for r in pairs]) if pairs else []
+    out["length-matched pairs"] = credit([r for r, m in zip(pairs, matched) if m])
+    return out
+
+
+def write_report(result, out_dir: str | os.PathLike, overwrite: bool = True) -> Path:
+    """Write the report folder; returns its path. An existing non-empty folder is replaced only with
+    ``overwrite`` and only when rmforge created it (:func:`rmforge.fileio.check_replaceable`)."""
     from rmforge.fileio import atomic_dir
 
     data = report_data(result)
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, overwrite=overwrite, what="report folder") as tmp:
         plots = _plots(data, Path(tmp))
         md = [f"# {data['title']}", "", data["summary"], "", data["markdown"]]
         md += [f"![{name}]({name}.png)" for name in plots]

@@ -67,6 +67,9 @@ class Scorer:
     SmolLM2, 4.9 vs 1.2 GB at 8 responses per forward)."""
     seconds: float = 0.0
     """Wall time of the last :meth:`score_samples` call (encoding + forward passes)."""
+    progress: bool = False
+    """Show scoring progress on stderr: a tqdm bar on a terminal, else a line every
+    :data:`PROGRESS_EVERY_S` seconds (the CLI turns it on)."""
 
     def _autocast(self):
         dtype = PRECISIONS[self.precision]
@@ -86,8 +89,25 @@ class Scorer:
         # batch_size counts responses; a packed forward counts samples (all of a sample's responses at once)
         packing = "none" if self.packing == "auto" and self.device.type == "cpu" else self.packing
         per_sample = max(len(e.encodings) for e in encoded) if packing != "none" else 1
-        return score_samples(self.model, encoded, self.tokenizer.pad_token_id, max(1, self.batch_size // per_sample),
-                             self.device, autocast, packing=packing)
+        batch = max(1, self.batch_size // per_sample)
+
+        def score(chunk):
+            return score_samples(self.model, chunk, self.tokenizer.pad_token_id, batch, self.device, autocast,
+                                 packing=packing)
+
+        if not self.progress:
+            return score(encoded)
+        # length-sorted chunks of a few batches each (rewards do not depend on how samples are batched)
+        order = sorted(range(len(encoded)), key=lambda i: -max(len(e.input_ids) for e in encoded[i].encodings))
+        step = max(1, PROGRESS_CHUNK_BATCHES * self.batch_size // max(len(e.encodings) for e in encoded))
+        out: list[list[float]] = [[] for _ in encoded]
+        with ScoringProgress(sum(len(e.encodings) for e in encoded), self.name) as bar:
+            for start in range(0, len(order), step):
+                idx = order[start:start + step]
+                for i, r in zip(idx, score([encoded[i] for i in idx])):
+                    out[i] = r
+                bar.update(sum(len(encoded[i].encodings) for i in idx))
+        return out
 
     def score_samples(self, samples: Sequence[Sample]) -> tuple[list[list[float] | None], EncodeStats]:
         """Rewards per input sample (one per response, in sample order), ``None`` for a dropped
@@ -124,12 +144,54 @@ def check_finite_weights(name: str, model) -> None:
                                    f"tensors (first: {bad[0]}): the weights may be corrupted")
 
 
+PROGRESS_CHUNK_BATCHES = 4
+"""Forward batches per progress update."""
+PROGRESS_EVERY_S = 30.0
+"""Seconds between plain progress lines when stderr is not a terminal."""
+
+
+class ScoringProgress:
+    """Responses scored so far, on stderr: a tqdm bar on a terminal; otherwise one line
+    ``scoring NAME: X/Y responses (P%)`` at most every :data:`PROGRESS_EVERY_S` seconds."""
+
+    def __init__(self, total: int, name: str, stream=None):
+        import sys
+
+        self.total, self.name, self.done = total, name, 0
+        self.stream = stream or sys.stderr
+        self.bar = None
+        if getattr(self.stream, "isatty", lambda: False)():
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc="score", unit=" responses", file=self.stream, mininterval=0.5,
+                            dynamic_ncols=True, leave=False)
+        self.last = time.monotonic()
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+        elif time.monotonic() - self.last >= PROGRESS_EVERY_S and self.done < self.total:
+            self.last = time.monotonic()
+            print(f"scoring {self.name}: {self.done}/{self.total} responses ({100 * self.done / self.total:.0f}%)",
+                  file=self.stream, flush=True)
+
+    def __enter__(self) -> "ScoringProgress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def load_scorer(model: str | os.PathLike, *, max_length: int | None = None, batch_size: int = 32,
-                precision: str = "fp32", device: str | None = None, length_policy: str | None = None) -> Scorer:
+                precision: str = "fp32", device: str | None = None, length_policy: str | None = None,
+                progress: bool = False) -> Scorer:
     """A :class:`Scorer` for a run directory, a model folder, an embedded name or a hub id.
 
     ``max_length``/``length_policy`` override the run's (or the defaults 512 / truncate_prompt);
-    ``precision``: fp32, bf16 or fp16 autocast; ``device``: default cuda when available, else cpu.
+    ``precision``: fp32, bf16 or fp16 autocast; ``device``: default cuda when available, else cpu;
+    ``progress``: show scoring progress on stderr (:class:`ScoringProgress`).
     """
     from rmforge.train.modeling import load_reward_model
 
@@ -161,7 +223,7 @@ def load_scorer(model: str | os.PathLike, *, max_length: int | None = None, batc
             "architecture": loaded.info.architecture, "head_initialised": loaded.info.head_initialised,
             "head_seed": HEAD_SEED if loaded.info.head_initialised else None, "encoding": encoder.info(),
             "precision": precision}
-    return Scorer(net, loaded.tokenizer, encoder, name, batch_size, precision, dev, info)
+    return Scorer(net, loaded.tokenizer, encoder, name, batch_size, precision, dev, info, progress=progress)
 
 
 def find_manifest(model: str) -> Path | None:

@@ -32,7 +32,7 @@ from rmforge.evaluate import rules
 from rmforge.evaluate import stats as st
 from rmforge.evaluate.benchmarks import (BenchmarkSpec, build_strata, check_samples, comparisons, figure_sizes,
                                          get_spec, n_chosen_of)
-from rmforge.evaluate.preference import RunResult, _clean, _fmt
+from rmforge.evaluate.preference import RunResult, _clean, _fmt, dropped_note
 
 
 @dataclass
@@ -116,15 +116,16 @@ class BenchmarkResult(RunResult):
         return lines
 
     def table(self, title: str | None = None):
+        from rich.markup import escape
         from rich.table import Table
 
-        table = Table(title=title or f"{self.spec.title}: {self.model}", caption="\n".join(self.notes()),
+        table = Table(title=escape(title or f"{self.spec.title}: {self.model}"), caption=escape("\n".join(self.notes())),
                       caption_justify="left")
         for col, just in (("", "left"), ("score", "right"), (f"{100 * (1 - self.alpha):g}% CI", "right"),
                           ("n", "right"), ("longer wins", "right")):
             table.add_column(col, justify=just)
         for label, f in self.rows():
-            table.add_row(label, _fmt(f.value), f"[{_fmt(f.ci_low)}, {_fmt(f.ci_high)}]", str(f.n),
+            table.add_row(escape(label), _fmt(f.value), f"[{_fmt(f.ci_low)}, {_fmt(f.ci_high)}]", str(f.n),
                           _fmt(f.longer_wins), style="bold" if label.endswith("score") else None)
         return table
 
@@ -139,7 +140,7 @@ class BenchmarkResult(RunResult):
 
     def summary(self) -> str:
         return (f"{self.spec.title} score: {_fmt(self.accuracy)} [{_fmt(self.ci_low)}, {_fmt(self.ci_high)}] "
-                f"(n={self.n})")
+                f"(n={self.n}{dropped_note(self.counts, self.scorer)})")
 
     def to_dict(self, per_sample: bool = True) -> dict[str, Any]:
         out = {"benchmark": self.benchmark, "model": self.model, "data": self.data, "accuracy": self.accuracy,
