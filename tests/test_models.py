@@ -145,3 +145,19 @@ def test_embedded_gguf_given_by_path_shares_the_embedded_cache(tmp_path, monkeyp
     by_path = resolve_model(str(EMBEDDED["smollm2-135m"].source()))
     assert by_path == resolve_model("smollm2-135m") == str(tmp_path / "models" / "smollm2-135m")
     assert len(fake_convert) == 1 and EMBEDDED["smollm2-135m"].path() == tmp_path / "models" / "smollm2-135m"
+
+
+def test_conversion_lock_is_a_filelock_with_a_timeout(tmp_path, monkeypatch, fake_convert):
+    """The conversion lock is ``filelock.FileLock`` on ``.NAME.lock``: while another holder has it, a
+    conversion waits, and gives up with a clear error after LOCK_TIMEOUT seconds."""
+    from filelock import FileLock
+
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF0")
+    monkeypatch.setattr(models, "LOCK_TIMEOUT", 0.2)
+    with FileLock(str(tmp_path / ".out.lock")):
+        with pytest.raises(RmforgeError, match=r"timed out after 0.2 s waiting for the lock .*\.out\.lock: another "
+                                               "process is converting this model"):
+            convert_gguf(gguf, tmp_path / "out")
+    assert fake_convert == [] and not (tmp_path / "out").exists()
+    assert convert_gguf(gguf, tmp_path / "out") == tmp_path / "out" and len(fake_convert) == 1

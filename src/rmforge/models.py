@@ -174,36 +174,24 @@ def _is_complete(folder: Path, gguf: Path) -> bool:
         return False
 
 
+LOCK_TIMEOUT = 3600.0
+"""Seconds a process waits for another one's conversion of the same GGUF file."""
+
+
 @contextmanager
-def _file_lock(path: Path, timeout: float = 3600.0) -> Iterator[None]:
-    """Exclusive inter-process lock on ``path`` (flock on POSIX, an O_EXCL file elsewhere)."""
+def _file_lock(path: Path, timeout: float | None = None) -> Iterator[None]:
+    """Exclusive inter-process lock on ``path`` (``filelock.FileLock``: flock on POSIX, msvcrt on Windows);
+    RmforgeError after ``timeout`` seconds (default :data:`LOCK_TIMEOUT`)."""
+    from filelock import FileLock, Timeout
+
+    timeout = LOCK_TIMEOUT if timeout is None else timeout
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        fcntl = None
-    if fcntl is not None:
-        with open(path, "a+") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-        return
-    deadline = time.monotonic() + timeout  # pragma: no cover - Windows
-    while True:  # pragma: no cover
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            break
-        except FileExistsError:
-            if time.monotonic() > deadline:
-                raise RmforgeError(f"timed out waiting for the lock {path} (remove it if no conversion runs)")
-            time.sleep(0.5)
-    try:  # pragma: no cover
-        yield
-    finally:  # pragma: no cover
-        os.close(fd)
-        os.unlink(path)
+        with FileLock(str(path), timeout=timeout):
+            yield
+    except Timeout:
+        raise RmforgeError(f"timed out after {timeout:g} s waiting for the lock {path}: another process is "
+                           "converting this model (remove the file if none is)") from None
 
 
 def convert_gguf(gguf: Path, target: Path) -> Path:
