@@ -175,3 +175,18 @@ def test_grader_over_http_skips_empty_completions(decoders):
         long = remote(prompts=["q", "q"], completions=["word " * 600, "ok"], completion_ids=[[1], [2]])
     assert got[1:] == [None, None] and got[0] == pytest.approx(decoders["plain"].score(["q"], ["ok"])[0], abs=1e-6)
     assert long[0] is None and long[1] == pytest.approx(got[0], abs=1e-6)
+
+
+def test_rendered_string_prompt_is_not_templated_twice(decoders):
+    """TRL's standard format with prompts rendered beforehand (apply_chat_template(..., add_generation_prompt=True))
+    and completions decoded with skip_special_tokens=True: the reward of the conversation itself."""
+    grader = decoders["plain"]
+    tok = grader._backend.scorer.tokenizer
+    conv = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "How do I bake bread?"}]
+    rendered = tok.apply_chat_template(conv, tokenize=False, add_generation_prompt=True)
+    assert rendered.endswith("<|im_start|>assistant\n")
+    got = grader(prompts=[rendered, "How do I bake bread?"], completions=["Mix flour and water.", "Mix flour and water."],
+                 completion_ids=[[1], [1]])
+    want = grader(prompts=[conv, [conv[1]]], completions=[[{"role": "assistant", "content": "Mix flour and water."}]] * 2,
+                  completion_ids=[[1], [1]])
+    assert got == pytest.approx(want, abs=1e-5)

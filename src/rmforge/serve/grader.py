@@ -16,6 +16,10 @@ EOS first) gets ``empty_reward`` (default ``None``, TRL's "no reward": GRPOTrain
 and ignores it) without being scored; a completion that cannot be scored (longer than the model's
 ``max_length`` with nothing left to cut, an invalid message) gets ``None`` and a warning. With
 TRL's ``log_metric`` the fractions go to ``<name>/empty_frac`` and ``<name>/unscored_frac``.
+In process, a string prompt that is already rendered by the model's chat template (it ends with the
+template's generation prompt, ``<|im_start|>assistant\n``) is not wrapped again: prompt + completion +
+the template's turn suffix is scored as a rendered conversation (:meth:`get_reward`), so it gets the
+training-time reward of (prompt conversation, completion).
 """
 
 from __future__ import annotations
@@ -164,8 +168,13 @@ class RewardModelGrader:
                     raise
                 return [r for p, c in zip(prompts, responses) for r in self._score_each([p], [c])]
         out: list[float | None] = [None] * len(prompts)
-        live: dict[int, Group] = {}
+        live: dict[int, Group | TextItem] = {}
+        enc = getattr(getattr(self._backend, "scorer", None), "encoder", None)
+        gen = enc.generation_prompt if enc is not None and enc.mode == "chat" else ""
         for i, (p, r) in enumerate(zip(prompts, responses)):
+            if gen and isinstance(p, str) and isinstance(r, str) and p.endswith(gen):
+                live[i] = TextItem(p + r + enc.turn_suffix, p)  # a prompt TRL got already rendered
+                continue
             try:
                 item = ScoreItem(prompt=p, response=r)
             except ValidationError as exc:

@@ -42,6 +42,11 @@ class RenderedTexts:
                       reverse=True)
         return suffix, cuts, text[:16]
 
+    @property
+    def generation_prompt(self) -> str:
+        """What the template adds for ``add_generation_prompt`` (``<|im_start|>assistant\\n``), "" if nothing."""
+        return self._gen_suffix
+
     def complete_rendered(self, text: str) -> str:
         """A rendered conversation as training renders it (see :meth:`encode_rendered`)."""
         tok = self.tok
