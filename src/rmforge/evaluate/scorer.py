@@ -211,9 +211,9 @@ def load_scorer(model: str | os.PathLike, *, max_length: int | None = None, batc
             raise
         except Exception as exc:  # noqa: BLE001 - safetensors/transformers raise many types; one line for the user
             raise _load_error(name, exc) from None
-    check_finite_weights(name, loaded.model)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     net = loaded.model.to(dev).eval()
+    check_finite_weights(name, net)  # on the device: one pass over the weights, fast on a GPU
     if manifest is not None:
         encoder = _run_encoder(manifest_path.parent, manifest, loaded.tokenizer, max_length, length_policy)
     else:
