@@ -80,8 +80,11 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         if isinstance(node, list):
             idx = _index(node, last, path)
             node[idx] = value
-        else:
+        elif isinstance(node, dict):
             node[last] = value
+        else:
+            raise ConfigError(f"override key '{'.'.join(path)}': '{'.'.join(path[:-1])}' is a "
+                              f"{_yaml_type(node)}, not a section")
     return data
 
 
@@ -95,25 +98,58 @@ def _child(node: Any, part: str, path: list[str], create: bool) -> Any:
     if isinstance(node, list):
         return node[_index(node, part, path)]
     if not isinstance(node, dict):
-        raise ConfigError(f"override key '{'.'.join(path)}': parent is a {type(node).__name__}, not a section")
+        raise ConfigError(f"override key '{'.'.join(path)}': '{'.'.join(path[:-1])}' is a "
+                          f"{_yaml_type(node)}, not a section")
     if node.get(part) is None and create:
         node[part] = {}
     return node[part]
 
 
+def _yaml_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    return {str: "string", int: "number", float: "number", type(None): "null"}.get(type(value), type(value).__name__)
+
+
 def read_yaml(path: str | os.PathLike) -> dict:
+    """A YAML mapping from ``path``; every problem is one ConfigError line naming the file (and line)."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+        with open(path, "rb") as fh:
+            raw = fh.read()
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a YAML file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}: invalid UTF-8 at byte {exc.start} (line {line})") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+        raise ConfigError(f"{path}{_yaml_where(exc)}: invalid YAML: {_yaml_problem(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid YAML: nested too deeply") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
     return data
+
+
+def _yaml_where(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    return f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's multi-line message as one line: context and problem, without the source excerpt."""
+    parts = [getattr(exc, "problem", None), getattr(exc, "context", None)]
+    text = "; ".join(p for p in parts if p) or str(exc)
+    return " ".join(text.split())
 
 
 def _factory_defaults(cls: type[BaseModel], data: dict) -> dict:
@@ -151,8 +187,9 @@ def build_config(cls: type[T], data: dict, source: str = "config") -> T:
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 msg = f"unknown key '{err['loc'][-1]}'"
-            lines.append(f"{source}: {loc}: {msg}")
-        raise ConfigError("\n".join(lines)) from None
+            lines.append(f"{loc}: {msg}")
+        more = f" (and {len(lines) - 1} more: {'; '.join(lines[1:])})" if len(lines) > 1 else ""
+        raise ConfigError(f"{source}: {lines[0]}{more}") from None
 
 
 def load_config(path: str | os.PathLike | None, overrides: list[str] | None = None,
@@ -161,18 +198,35 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] | None = No
     data = read_yaml(path) if path is not None else {}
     data = apply_overrides(data, list(overrides or []))
     if cls is None:
-        import importlib
-
-        for module in BUILTIN_CONFIG_MODULES:
-            importlib.import_module(module)
+        _import_builtin_kinds()
         kind = data.get("kind")
-        if kind not in CONFIG_KINDS:
+        if not isinstance(kind, str) or kind not in CONFIG_KINDS:
             known = ", ".join(sorted(CONFIG_KINDS))
             close = difflib.get_close_matches(str(kind), list(CONFIG_KINDS), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise ConfigError(f"{path}: 'kind' must be one of {known} (got {kind!r}){hint}")
         cls = CONFIG_KINDS[kind]
+    else:
+        _check_kind(cls, data.get("kind"), path)
     return build_config(cls, data, source=str(path) if path else "overrides")
+
+
+def _import_builtin_kinds() -> None:
+    import importlib
+
+    for module in BUILTIN_CONFIG_MODULES:
+        importlib.import_module(module)
+
+
+def _check_kind(cls: type[BaseModel], kind: Any, path: str | os.PathLike | None) -> None:
+    """A recipe of another registered kind given to a command that reads ``cls``: say so in one line."""
+    expected = [k for k, c in CONFIG_KINDS.items() if c is cls]
+    if not expected or not isinstance(kind, str) or kind in expected:
+        return
+    _import_builtin_kinds()
+    if kind in CONFIG_KINDS:
+        raise ConfigError(f"{path or 'overrides'}: this is a 'kind: {kind}' recipe; this command reads "
+                          f"'kind: {expected[0]}' recipes")
 
 
 def dump_config(cfg: BaseModel) -> str:

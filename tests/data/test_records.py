@@ -40,7 +40,7 @@ def test_formats(tmp_path, name):
 
 @pytest.mark.parametrize("name, content, message", [
     ("bad.jsonl", b'{"a": 1}\n{"a": \n', r"bad.jsonl, line 2: malformed JSON"),
-    ("bad.jsonl.gz", b'{"a": 1}\n\n[1, 2]\n', r"bad.jsonl.gz, line 3: expected a JSON object, got list"),
+    ("bad.jsonl.gz", b'{"a": 1}\n\n[1, 2]\n', r"bad.jsonl.gz, line 3: expected a JSON object, got array"),
     ("utf.jsonl", b'{"a": 1}\n{"a": "\xff\xfe"}\n', r"utf.jsonl, line 2: invalid UTF-8"),
     ("empty.jsonl", b"", r"empty.jsonl: file is empty"),
     ("blank.jsonl", b"\n  \n", r"blank.jsonl: file is empty"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from rmforge.cli.common import console, parse_pairs, run_guarded
+from rmforge.cli.common import console, escape, parse_pairs, probe_writable, run_guarded
 
 app = typer.Typer(no_args_is_help=True, help="Load, convert, validate, process and export reward data.")
 
@@ -29,14 +29,19 @@ def convert(
 
         output_format(output)
         check_output(output, overwrite)
+        probe_writable(output)
         cfg = SourceConfig(path=input, converter=fmt, fields=parse_pairs(field, "--field"),
                            options=parse_pairs(option, "--option"))
         counter = _Counter()
         n = write_samples(output, counter.wrap(load_source(cfg, plugins=plugin or [])), overwrite=overwrite)
-        console.print(f"converted {n} samples ({counter.describe()}) from {input} -> {output}")
+        console.print(escape(f"converted {n} samples ({counter.describe()}) from {input} -> {output}"))
         if counter.mismatch:
             console.print(f"[yellow]warning:[/] {counter.mismatch} pairs differ before the last turn "
                           "(metadata.prefix_mismatch; the chosen transcript's context is used as the prompt)")
+        if counter.empty:
+            console.print(f"[yellow]warning:[/] {counter.empty} samples have an empty response "
+                          f"(first: {escape(', '.join(counter.empty_ids))}); `rmforge data validate` reports "
+                          "them as errors, a recipe's `filter` step with drop_empty: true removes them")
 
     run_guarded(run)
 
@@ -54,12 +59,16 @@ def validate(
     def run() -> None:
         from rmforge.data.io import read_samples
         from rmforge.data.validate import validate_samples
+        from rmforge.fileio import check_output
 
+        if json_path:
+            check_output(json_path, overwrite=True)  # before reading: a bad path fails fast, nothing printed
+            probe_writable(json_path)
         report = validate_samples(read_samples(file))
         report.render(console)
         if json_path:
             report.to_json(json_path)
-            console.print(f"report saved to {json_path}")
+            console.print(escape(f"report saved to {json_path}"))
         if not report.ok:
             raise typer.Exit(1)
 
@@ -78,12 +87,16 @@ def export(
 
     def run() -> None:
         from rmforge.data.export import export_samples
-        from rmforge.data.io import read_samples
+        from rmforge.data.io import output_format, read_samples
+        from rmforge.fileio import check_output
 
+        output_format(output)
+        check_output(output, overwrite)
+        probe_writable(output)
         report = export_samples(read_samples(input), to, output, overwrite=overwrite,
                                 options=parse_pairs(option, "--option"))
         skipped = ", ".join(f"{k}: {v}" for k, v in report.skipped.items()) or "none"
-        console.print(f"wrote {report.rows_written} {to} rows to {output} (skipped: {skipped})")
+        console.print(escape(f"wrote {report.rows_written} {to} rows to {output} (skipped: {skipped})"))
 
     run_guarded(run)
 
@@ -100,8 +113,13 @@ def build(
         from rmforge.config import load_config
         from rmforge.data.recipe import DataRecipe, build_dataset
 
+        from rmforge.fileio import check_replaceable
+
         cfg = load_config(recipe, overrides or [], cls=DataRecipe)
+        check_replaceable(cfg.output_dir, overwrite, "dataset folder")
+        probe_writable(cfg.output_dir)
         build_dataset(cfg, overwrite=overwrite, console=console)
+        _warn_empty_responses(cfg.output_dir)
 
     run_guarded(run)
 
@@ -120,17 +138,41 @@ def converters() -> None:
     console.print(table)
 
 
+def _warn_empty_responses(output_dir: str) -> None:
+    """A build that kept samples with empty responses (validate.fail_on_error: false) says so in its summary."""
+    import json
+    from pathlib import Path
+
+    try:
+        report = json.loads((Path(output_dir) / "validation.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    issue = next((i for i in report.get("issues", []) if i.get("code") == "empty_response"), None)
+    if issue:
+        console.print(f"[yellow]warning:[/] {issue['count']} samples have an empty response "
+                      f"(first: {escape(', '.join(issue.get('examples', [])[:3]))}); add a filter step with "
+                      "drop_empty: true to remove them")
+
+
 class _Counter:
     """Counts samples by kind while they stream to the writer."""
 
     def __init__(self) -> None:
         self.kinds: dict[str, int] = {}
         self.mismatch = 0
+        self.empty = 0
+        self.empty_ids: list[str] = []
 
     def wrap(self, samples):
+        from rmforge.data.schema import text
+
         for s in samples:
             self.kinds[s.kind] = self.kinds.get(s.kind, 0) + 1
             self.mismatch += bool(s.metadata.get("prefix_mismatch"))
+            if any(not text(r).strip() for r in s.responses()):
+                self.empty += 1
+                if len(self.empty_ids) < 3:
+                    self.empty_ids.append(s.id)
             yield s
 
     def describe(self) -> str:

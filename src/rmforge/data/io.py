@@ -32,15 +32,76 @@ def read_samples(path: str | os.PathLike, batch_size: int = 4096) -> Iterator[Sa
     path = str(path)
     fmt = file_format(path)
     row_kind = "row" if fmt == "parquet" else "line"
+    first = True
     for rec, row in iter_file(path, fmt, batch_size):
         if fmt == "parquet":
-            rec = row_to_record(rec)
+            rec = _parquet_record(rec, path, row)
         try:
-            yield Sample.model_validate(rec)
+            sample = Sample.model_validate(rec)
         except ValidationError as exc:
             field, msg = first_error(exc)
-            raise DataError(f"not a canonical rmforge sample: {msg}", file=path, line=row, field=field,
-                            row_kind=row_kind) from None
+            hint = layout_hint(rec) if first else ""
+            raise DataError(f"not a canonical rmforge sample: {msg}{hint}", file=path, line=row,
+                            field=None if field == "sample" else field, row_kind=row_kind) from None
+        first = False
+        yield sample
+
+
+def layout_hint(record: dict) -> str:
+    """For a first record that is not canonical: how to read the file through a converter instead."""
+    from rmforge.data.registry import CONVERTERS, load_plugins
+
+    load_plugins()
+    guess = guess_converter(record)
+    names = ", ".join(sorted(CONVERTERS))
+    return (f"; if the file has another layout, pass data.format={guess} (one of: {names}) to train/eval on it, "
+            f"or convert it first: rmforge data convert --from {guess} FILE OUT.jsonl")
+
+
+def guess_converter(record: dict) -> str:
+    """The converter most likely to read ``record`` (a placeholder name when nothing fits)."""
+    if "chosen" in record and "rejected" in record:
+        chosen = record["chosen"]
+        if isinstance(chosen, str) and "\n\nHuman:" in chosen and "prompt" not in record:
+            return "hh-rlhf"
+        return "preference"
+    if "response" in record:
+        return "pointwise"
+    return "<name>"
+
+
+_CONVERSATION_COLUMNS = ("prompt", "chosen", "rejected", "response")
+
+
+def _parquet_record(row: dict, path: str, n: int) -> dict:
+    """A parquet row as a record; a column of the wrong type is reported by name (not a TypeError)."""
+    def bad(field: str, expected: str, value) -> DataError:
+        from rmforge.data.records import json_type
+
+        return DataError(f"not a canonical rmforge sample: expected {expected}, got {json_type(value)}",
+                         file=path, line=n, field=field, row_kind="row")
+
+    def conversation(value) -> bool:
+        return isinstance(value, list) and all(isinstance(m, dict) for m in value)
+
+    for key in _CONVERSATION_COLUMNS:
+        if row.get(key) is not None and not conversation(row[key]):
+            raise bad(key, "a list of messages", row[key])
+    cands = row.get("candidates")
+    if cands is not None and not (isinstance(cands, list) and all(conversation(c) for c in cands)):
+        raise bad("candidates", "a list of conversations", cands)
+    scores = row.get("scores")
+    if scores is not None and not isinstance(scores, (list, dict)):
+        raise bad("scores", "a map of attribute scores", scores)
+    meta = row.get("metadata")
+    if meta is not None and not isinstance(meta, str):
+        raise bad("metadata", "JSON text", meta)
+    try:
+        return row_to_record(row)
+    except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:
+        field = "metadata" if isinstance(exc, ValueError) else None
+        raise DataError(f"not a canonical rmforge sample: {type(exc).__name__}: {exc}", file=path, line=n,
+                        field=field, row_kind="row") from None
 
 
 def load_samples(path: str | os.PathLike) -> list[Sample]:

@@ -138,6 +138,9 @@ def convert_records(records: Iterable[tuple[dict, int]], converter: str | Conver
             raise exc.located(file=file, line=row, row_kind=row_kind) from None
         except ValidationError as exc:
             fld, msg = first_error(exc)
+            found = _surrogate_in(record)  # name the source column, not the model's field
+            if found is not None:
+                fld, msg = found
             raise DataError(msg, file=file, line=row, field=fld, row_kind=row_kind) from None
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DataError(f"{conv.name} converter failed: {type(exc).__name__}: {exc}", file=file, line=row,
@@ -148,3 +151,18 @@ def convert_records(records: Iterable[tuple[dict, int]], converter: str | Conver
             yield out
         else:
             yield from out
+
+
+def _surrogate_in(value: Any, path: str = "") -> tuple[str, str] | None:
+    """(dotted path, reason) of the first string in a raw record holding a lone surrogate, else None."""
+    from rmforge.data.schema import surrogate_error
+
+    if isinstance(value, str):
+        why = surrogate_error(value)
+        return None if why is None else (path or "(record)", why)
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _surrogate_in(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None

@@ -127,6 +127,7 @@ class ValidationReport(BaseModel):
 
     def render(self, console) -> None:
         """Print counts, length statistics and issues as rich tables."""
+        from rich.markup import escape
         from rich.table import Table
 
         counts = Table(title=f"Samples: {self.total}")
@@ -135,7 +136,7 @@ class ValidationReport(BaseModel):
         counts.add_column("samples", justify="right")
         for fld, values in self.counts.items():
             for value, n in values.items():
-                counts.add_row(fld, value, str(n))
+                counts.add_row(fld, escape(value), str(n))  # subset/source names may hold [brackets]
         console.print(counts)
 
         lengths = Table(title="Lengths")
@@ -157,7 +158,8 @@ class ValidationReport(BaseModel):
             issues.add_column(col, justify="right" if col == "count" else "left")
         for i in self.issues:
             style = "red" if i.severity == "error" else "yellow"
-            issues.add_row(f"[{style}]{i.severity}[/{style}]", i.code, str(i.count), i.message, ", ".join(i.examples))
+            issues.add_row(f"[{style}]{i.severity}[/{style}]", i.code, str(i.count), escape(i.message),
+                           escape(", ".join(i.examples)))
         console.print(issues)
 
 
