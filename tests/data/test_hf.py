@@ -170,3 +170,49 @@ def test_hub_probe_refused(monkeypatch, silent_server):
     assert free != srv_port
     monkeypatch.setattr(hub_constants, "ENDPOINT", f"http://127.0.0.1:{free}")
     assert "refused" in sources.hub_unreachable(timeout=1).lower()
+
+
+# ---------------------------------------------------------------- a mistyped local path is not a hub id
+
+@pytest.mark.parametrize("name, is_path", [
+    ("Anthropic/hh-rlhf", False), ("json", False), ("allenai/reward-bench-2", False), ("org/data.v2", False),
+    ("data/trian.jsonl", True), ("trian.jsonl", True), ("out/x.parquet.gz", True), ("./data", True),
+    ("../data", True), ("/abs/data", True), ("~/data", True), ("a/b/c", True), ("C:\\data\\x", True),
+])
+def test_looks_like_path(name, is_path):
+    assert sources.looks_like_path(name) is is_path
+
+
+def test_looks_like_path_when_the_first_folder_exists(tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert sources.looks_like_path("data/train") and not sources.looks_like_path("nodata/train")
+
+
+@pytest.mark.parametrize("name", ["data/trian.jsonl", "./train", "/no/such/folder"])
+def test_missing_local_path_is_file_not_found_not_hub_unreachable(monkeypatch, name):
+    """Before: a typo was sent to the hub and reported as 'the Hugging Face hub is unreachable'."""
+    def no_probe(*a, **k):
+        raise AssertionError("the hub must not be contacted for a local path")
+
+    monkeypatch.setattr(sources, "hub_unreachable", no_probe)
+    with pytest.raises(DataError) as exc:
+        load(hf=name)
+    assert str(exc.value) == (f"{name}: file not found (it looks like a local path, so it was not looked up as "
+                              "a Hugging Face dataset id)")
+
+
+def test_train_data_typo_says_file_not_found(tmp_path, monkeypatch):
+    """`train bt data.train=TYPO data.format=preference` (read_any sends a missing path to ``hf``)."""
+    from typer.testing import CliRunner
+
+    from rmforge.cli import app
+
+    monkeypatch.setattr(sources, "hub_unreachable", lambda *a, **k: "probe must not run")
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(app, ["train", "bt", "data.train=data/trian.jsonl", "data.format=preference",
+                                   f"output_dir={tmp_path / 'run'}"])
+    assert res.exit_code == 1, res.output
+    assert res.stderr.strip() == ("error: data/trian.jsonl: file not found (it looks like a local path, so it was not "
+                                  "looked up as a Hugging Face dataset id)")
+    assert not (tmp_path / "run").exists()

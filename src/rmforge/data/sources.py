@@ -188,6 +188,9 @@ def _streams(cfg: SourceConfig) -> Iterator[RecordStream]:
         else:
             yield _file_stream(path, cfg.file_format, cfg.batch_size)
     elif cfg.hf:
+        if looks_like_path(cfg.hf) and not os.path.exists(os.path.expanduser(cfg.hf)):
+            raise DataError("file not found (it looks like a local path, so it was not looked up as a "
+                            "Hugging Face dataset id)", file=cfg.hf)
         name = cfg.hf + (f" ({cfg.hf_config})" if cfg.hf_config else "") + f" split {cfg.hf_split}"
         records = _loader("hf-hub")(name=cfg.hf, config=cfg.hf_config, split=cfg.hf_split, data_files=cfg.data_files,
                                     streaming=cfg.streaming, batch_size=cfg.batch_size)
@@ -197,6 +200,24 @@ def _streams(cfg: SourceConfig) -> Iterator[RecordStream]:
         name = f"{shown} table {cfg.sql_table}" if cfg.sql_table else f"{shown} query"
         records = _loader("sql")(url=cfg.sql_url, table=cfg.sql_table, query=cfg.sql_query, batch_size=cfg.batch_size)
         yield RecordStream(records, name=name, row_kind="row")
+
+
+_PATH_SUFFIXES = tuple(f".{ext}" for ext in ("jsonl", "ndjson", "json", "parquet", "pq", "csv", "tsv", "gz",
+                                                "arrow", "txt", "yaml", "yml"))
+
+
+def looks_like_path(name: str) -> bool:
+    """Whether a source string is meant as a local path rather than a hub id (``org/name``).
+
+    True for absolute, home (``~``) and ``./``/``../`` paths, Windows separators, more than one ``/``,
+    a data-file extension, or a first component that is an existing local folder.
+    """
+    if name.startswith(("/", "~", "./", "../", ".\\", "..\\")) or "\\" in name or name.count("/") > 1:
+        return True
+    if name.lower().endswith(_PATH_SUFFIXES):
+        return True
+    head, sep, _ = name.partition("/")
+    return bool(sep) and os.path.isdir(os.path.expanduser(head))
 
 
 def _file_stream(path: str, fmt: str | None, batch_size: int) -> RecordStream:
