@@ -88,7 +88,7 @@ BAD = "x\ud800"  # what json.loads makes of the valid JSON string "x\ud800"
     ({"id": BAD}, "id"),
     ({"subset": BAD}, "subset"),
     ({"metadata": {"note": ["ok", BAD]}}, "metadata"),
-    ({"chosen": [{"role": "assistant", "content": "", "tool_calls": [{"function": {"name": BAD}}]}]}, "chosen.0"),
+    ({"chosen": [{"role": "assistant", "content": "", "tool_calls": [{"function": {"name": BAD}}]}]}, "chosen.0.tool_calls"),
 ])
 def test_lone_surrogate_is_a_located_error(tmp_path, record, field):
     import json

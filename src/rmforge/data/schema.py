@@ -19,7 +19,7 @@ import re
 from typing import Annotated, Any, Literal
 
 import pyarrow as pa
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 Role = Literal["system", "user", "assistant", "tool"]
 KINDS = ("pair", "nway", "pointwise")
@@ -33,29 +33,66 @@ def surrogate_error(value: str) -> str | None:
                                    "(not valid Unicode text; send UTF-8 or a valid \\uXXXX pair)")
 
 
-def _valid_text(value: str) -> str:
-    why = surrogate_error(value)
-    if why:
-        raise ValueError(why)
-    return value
-
-
-def _valid_tree(value: Any) -> Any:
-    """Reject lone surrogates anywhere in free-form JSON values (metadata, tool calls)."""
+def _first_surrogate(value: Any) -> str | None:
+    """:func:`surrogate_error` of the first string with a lone surrogate in a JSON-like value."""
     stack = [value]
     while stack:
         v = stack.pop()
         if isinstance(v, str):
-            _valid_text(v)
+            why = surrogate_error(v)
+            if why:
+                return why
         elif isinstance(v, dict):
             stack.extend(v.keys())
             stack.extend(v.values())
         elif isinstance(v, (list, tuple)):
             stack.extend(v)
+    return None
+
+
+def _replaced(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_replaced(k): _replaced(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_replaced(v) for v in value]
     return value
 
 
-Text = Annotated[str, AfterValidator(_valid_text)]
+class _BadStr(str):
+    why = ""
+
+
+class _BadList(list):
+    why = ""
+
+
+class _BadDict(dict):
+    why = ""
+
+
+def _mark(value: Any) -> Any:
+    """A value holding a lone surrogate becomes a marked copy with U+FFFD in its place, so the error that
+    :func:`_refuse` raises next echoes text that can be written as UTF-8 (FastAPI's 422 body repeats the
+    input; the original would make it a 500)."""
+    why = _first_surrogate(value)
+    if why is None:
+        return value
+    clean = _replaced(value)
+    bad = _BadStr(clean) if isinstance(clean, str) else _BadDict(clean) if isinstance(clean, dict) else _BadList(clean)
+    bad.why = why
+    return bad
+
+
+def _refuse(value: Any) -> Any:
+    if isinstance(value, (_BadStr, _BadList, _BadDict)):
+        raise ValueError(value.why)
+    return value
+
+
+# Before-validators run last-listed first: _mark, then _refuse.
+Text = Annotated[str, BeforeValidator(_refuse), BeforeValidator(_mark)]
 """A string that is valid Unicode text (no lone surrogates: they cannot be tokenised or written as UTF-8)."""
 
 
@@ -77,7 +114,7 @@ class Message(BaseModel):
     content: Text
     reasoning: Text | None = None
     """Optional reasoning/thinking text that preceded ``content`` (assistant turns)."""
-    tool_calls: list[dict[str, Any]] | None = None
+    tool_calls: Annotated[list[dict[str, Any]] | None, BeforeValidator(_refuse), BeforeValidator(_mark)] = None
     """Tool calls of an assistant turn (``[{"type": "function", "function": {"name", "arguments"}}]``)."""
     name: Text | None = None
     """The tool's name on a ``tool`` message."""
@@ -101,12 +138,6 @@ class Message(BaseModel):
         if data.get("content", "") is None and data.get("tool_calls"):
             data["content"] = ""
         return data
-
-    @model_validator(mode="after")
-    def _valid_calls(self) -> "Message":
-        if self.tool_calls is not None:
-            _valid_tree(self.tool_calls)
-        return self
 
     @property
     def is_empty(self) -> bool:
@@ -163,7 +194,7 @@ class Sample(BaseModel):
     subset: Text | None = None
     category: Text | None = None
     split: Text | None = None
-    metadata: Annotated[dict[str, Any], AfterValidator(_valid_tree)] = Field(default_factory=dict)
+    metadata: Annotated[dict[str, Any], BeforeValidator(_refuse), BeforeValidator(_mark)] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _one_kind(self) -> "Sample":

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from rmforge.data.schema import REASONING_KEYS, Message, surrogate_error
+from rmforge.data.schema import REASONING_KEYS, Message, Text
 
 
 def _prompt(value):
@@ -94,19 +94,15 @@ class GetRewardRequest(BaseModel):
     other fields OpenRLHF sends (``labels``) are accepted and ignored."""
 
     model_config = ConfigDict(extra="ignore")
-    query: list[str] = Field(min_length=1)
-    prompts: list[str] | None = None
+    query: list[Text] = Field(min_length=1)
+    prompts: list[Text] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> "GetRewardRequest":
         blank = [i for i, q in enumerate(self.query) if not q.strip()]
         if blank:
             raise ValueError(f"query[{blank[0]}] is empty")
-        for name, texts in (("query", self.query), ("prompts", self.prompts or [])):
-            for i, text in enumerate(texts):
-                why = surrogate_error(text)
-                if why:
-                    raise ValueError(f"{name}[{i}]: {why}")
+
         if self.prompts is not None and len(self.prompts) != len(self.query):
             raise ValueError(f"'prompts' has {len(self.prompts)} entries for {len(self.query)} queries")
         return self
