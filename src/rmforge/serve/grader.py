@@ -161,12 +161,12 @@ class RewardModelGrader:
             try:
                 return self.score(prompts, responses)
             except ServeError as exc:
-                if len(prompts) == 1 or exc.status not in (413, 422):
-                    if exc.status in (413, 422):
-                        logger.warning("%s: a completion cannot be scored, reward None: %s", self.__name__, exc)
-                        return [None]
+                if exc.status not in (413, 422):  # not about one item: auth, overload, server error
                     raise
-                return [r for p, c in zip(prompts, responses) for r in self._score_each([p], [c])]
+                if len(prompts) > 1:  # find the item(s): score one by one
+                    return [r for p, c in zip(prompts, responses) for r in self._score_each([p], [c])]
+                logger.warning("%s: a completion cannot be scored, reward None: %s", self.__name__, exc)
+                return [None]
         out: list[float | None] = [None] * len(prompts)
         live: dict[int, Group | TextItem] = {}
         enc = getattr(getattr(self._backend, "scorer", None), "encoder", None)
