@@ -156,3 +156,75 @@ def test_real_hh_rlhf_convert_and_build(tmp_path, shared_data):
     assert res.exit_code == 0, res.output
     summary = json.loads((tmp_path / "hh" / "summary.json").read_text())
     assert summary["loaded"][0]["samples"] == 1800 and sum(summary["splits"].values()) > 1700
+
+
+# ---------------------------------------------------------------- feedback (issue 16)
+
+def test_convert_accepts_a_utf8_bom(tmp_path):
+    src = tmp_path / "bom.jsonl"
+    src.write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps(r) + "\n" for r in PAIRS).encode())
+    res = invoke("data", "convert", "--from", "preference", src, tmp_path / "out.jsonl")
+    assert res.exit_code == 0, res.output
+    assert [s.prompt[0].content for s in load_samples(tmp_path / "out.jsonl")] == [r["prompt"] for r in PAIRS]
+
+
+def test_convert_warns_about_empty_responses(tmp_path):
+    rows = PAIRS[:3] + [{"prompt": "q", "chosen": "", "rejected": "b"},
+                        {"prompt": "r", "chosen": "a", "rejected": [{"role": "assistant", "content": "  "}]}]
+    src = write_jsonl(tmp_path / "in.jsonl", rows)
+    res = invoke("data", "convert", "--from", "preference", src, tmp_path / "out.jsonl")
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.stdout.split())
+    assert "warning: 2 samples have an empty response (first: preference-4, preference-5)" in text
+    clean = invoke("data", "convert", "--from", "preference", write_jsonl(tmp_path / "ok.jsonl", PAIRS),
+                   tmp_path / "ok_out.jsonl")
+    assert "empty response" not in clean.output
+
+
+def test_build_summary_warns_about_kept_empty_responses(tmp_path):
+    path = recipe(tmp_path, PAIRS + [{"prompt": "q", "chosen": "", "rejected": "b"}],
+                  extra="validate: {fail_on_error: false}\n")
+    res = invoke("data", "build", path)
+    assert res.exit_code == 0, res.output
+    assert "warning: 1 samples have an empty response (first: preference-7)" in " ".join(res.stdout.split())
+
+
+def test_square_brackets_survive_in_messages(tmp_path):
+    """Rich markup swallowed '[...]' in paths, subset names and errors."""
+    folder = tmp_path / "run[1]"
+    folder.mkdir()
+    src = write_jsonl(folder / "in[2].jsonl", [dict(r, subset="[chat]") for r in PAIRS])
+    out = folder / "out[3].jsonl"
+    res = invoke("data", "convert", "--from", "preference", src, out)
+    assert res.exit_code == 0, res.output
+    assert f"converted 6 samples (6 pair) from {src} -> {out}\n" == res.stdout  # one line, not wrapped
+    res = invoke("data", "validate", out, "--json", folder / "r[4].json")
+    assert res.exit_code == 0, res.output
+    assert "[chat]" in res.stdout and "r[4].json" in res.stdout
+    res = invoke("data", "convert", "--from", "[bold]x[/bold]", src, folder / "o2.jsonl")
+    assert res.exit_code == 1 and "unknown converter '[bold]x[/bold]'" in res.stderr
+
+
+def test_validate_on_a_raw_file_names_the_converter_to_use(tmp_path):
+    src = write_jsonl(tmp_path / "pairs.jsonl", PAIRS)
+    res = invoke("data", "validate", src)
+    assert res.exit_code == 1
+    assert res.stderr.startswith(f"error: {src}, line 1, field 'id': not a canonical rmforge sample: Field required; "
+                                 "if the file has another layout, pass data.format=preference (one of: ")
+    assert res.stderr.rstrip().endswith("or convert it first: rmforge data convert --from preference FILE OUT.jsonl")
+
+
+def test_train_bt_on_a_generic_file_hints_data_format(tmp_path):
+    """`rmforge train bt data.train=pairs.jsonl` without data.format: the error names the flag and its values."""
+    from rmforge.data.registry import CONVERTERS
+
+    src = write_jsonl(tmp_path / "pairs.jsonl", PAIRS)
+    res = invoke("train", "bt", f"data.train={src}", f"output_dir={tmp_path / 'run'}")
+    assert res.exit_code == 1, res.output
+    assert len(res.stderr.splitlines()) == 1 and "Traceback" not in res.output
+    assert f"pass data.format=preference (one of: {', '.join(sorted(CONVERTERS))})" in res.stderr
+    assert not (tmp_path / "run").exists()
+    hh = write_jsonl(tmp_path / "hh.jsonl", [{"chosen": "\n\nHuman: hi\n\nAssistant: a",
+                                              "rejected": "\n\nHuman: hi\n\nAssistant: b"}])
+    res = invoke("train", "bt", f"data.train={hh}", f"output_dir={tmp_path / 'run'}")
+    assert "pass data.format=hh-rlhf (one of:" in res.stderr

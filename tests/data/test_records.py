@@ -58,3 +58,51 @@ def test_errors_name_file_and_line(tmp_path, name, content, message):
 def test_missing_file(tmp_path):
     with pytest.raises(DataError, match="file not found"):
         list(iter_file(tmp_path / "nope.jsonl"))
+
+
+@pytest.mark.parametrize("name", ["r.jsonl", "r.jsonl.gz", "r.json", "r.json.gz", "r.csv", "r.tsv.gz"])
+def test_utf8_bom_is_accepted(tmp_path, name):
+    """Files saved by Windows tools start with a BOM (EF BB BF); it was rejected as malformed JSON / a bad header."""
+    if ".jsonl" in name:
+        body = "".join(json.dumps(r) + "\n" for r in ROWS)
+    elif ".json" in name:
+        body = json.dumps(ROWS)
+    else:
+        sep = "\t" if ".tsv" in name else ","
+        body = f"chosen{sep}rejected\na{sep}b\nc{sep}d\n"
+    path = write(tmp_path / name, b"\xef\xbb\xbf" + body.encode())
+    assert [r for r, _ in iter_file(path)] == ROWS
+
+
+def test_bom_only_at_the_start(tmp_path):
+    path = write(tmp_path / "r.jsonl", b'{"a": 1}\n\xef\xbb\xbf{"a": 2}\n')
+    with pytest.raises(DataError, match=r"r.jsonl, line 2: malformed JSON"):
+        list(iter_file(path))
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("deep.jsonl", b'{"a": ' + b"[" * 5000 + b"]" * 5000 + b"}\n", r"deep.jsonl, line 1: JSON nested too deeply"),
+    ("deep.json", b"[" * 5000 + b"]" * 5000, r"deep.json: JSON nested too deeply"),
+    ("null.jsonl", b"null\n", r"null.jsonl, line 1: expected a JSON object, got null"),
+    ("num.json", b"3.5", r"num.json: expected a JSON array of objects, got number"),
+    ("utf.json", b'[{"a": 1},\n {"a": "\xff"}]', r"utf.json, line 2: invalid UTF-8 at byte 8 of the line"),
+])
+def test_more_errors_name_file_and_line(tmp_path, name, content, message):
+    with pytest.raises(DataError, match=message):
+        list(iter_file(write(tmp_path / name, content)))
+
+
+def test_plain_and_truncated_gzip(tmp_path):
+    plain = tmp_path / "plain.jsonl.gz"
+    plain.write_bytes(b'{"a": 1}\n')
+    with pytest.raises(DataError, match=r"plain.jsonl.gz: not a gzip file"):
+        list(iter_file(plain))
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(gzip.compress(b'{"a": 1}\n' * 1000)[:40])
+    with pytest.raises(DataError, match=r"cut.jsonl.gz: gzip data ends early \(the file is truncated\), after \d+ records"):
+        list(iter_file(cut))
+
+
+def test_folder_is_not_a_file(tmp_path):
+    with pytest.raises(DataError, match=r": is a folder, not a file"):
+        list(iter_file(tmp_path, "jsonl"))

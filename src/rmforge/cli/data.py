@@ -34,7 +34,7 @@ def convert(
                            options=parse_pairs(option, "--option"))
         counter = _Counter()
         n = write_samples(output, counter.wrap(load_source(cfg, plugins=plugin or [])), overwrite=overwrite)
-        console.print(escape(f"converted {n} samples ({counter.describe()}) from {input} -> {output}"))
+        console.print(escape(f"converted {n} samples ({counter.describe()}) from {input} -> {output}"), soft_wrap=True)
         if counter.mismatch:
             console.print(f"[yellow]warning:[/] {counter.mismatch} pairs differ before the last turn "
                           "(metadata.prefix_mismatch; the chosen transcript's context is used as the prompt)")
@@ -68,7 +68,7 @@ def validate(
         report.render(console)
         if json_path:
             report.to_json(json_path)
-            console.print(escape(f"report saved to {json_path}"))
+            console.print(escape(f"report saved to {json_path}"), soft_wrap=True)
         if not report.ok:
             raise typer.Exit(1)
 
@@ -96,7 +96,7 @@ def export(
         report = export_samples(read_samples(input), to, output, overwrite=overwrite,
                                 options=parse_pairs(option, "--option"))
         skipped = ", ".join(f"{k}: {v}" for k, v in report.skipped.items()) or "none"
-        console.print(escape(f"wrote {report.rows_written} {to} rows to {output} (skipped: {skipped})"))
+        console.print(escape(f"wrote {report.rows_written} {to} rows to {output} (skipped: {skipped})"), soft_wrap=True)
 
     run_guarded(run)
 
