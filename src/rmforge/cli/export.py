@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from rmforge.cli.common import console, run_guarded
+from rmforge.cli.common import console, escape, run_guarded
 
 app = typer.Typer(no_args_is_help=True, help="Export trained models.")
 
@@ -29,8 +29,10 @@ def merge(
 
         info = merge_run(run_dir, out_dir, overwrite=overwrite)
         if info["mode"] == "merged":
-            console.print(f"merged {info['adapter']} onto {info['base_model']} -> {info['output']}")
+            console.print(escape(f"merged {info['adapter']} onto {info['base_model']} -> {info['output']}"),
+                          soft_wrap=True)
         else:
-            console.print(f"{run_dir} holds a full model (no adapter): copied -> {info['output']}")
+            console.print(escape(f"{run_dir} holds a full model (no adapter): copied -> {info['output']}"),
+                          soft_wrap=True)
 
     run_guarded(run)
