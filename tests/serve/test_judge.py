@@ -110,10 +110,11 @@ class Script:
     """Completions by rule over the rendered judge prompt; counts generation calls."""
 
     def __init__(self, rule):
-        self.rule, self.calls = rule, []
+        self.rule, self.calls, self.seen = rule, [], []
 
     def __call__(self, prompts):
         self.calls.append(len(prompts))
+        self.seen += prompts
         return [self.rule(p) for p in prompts]
 
 
@@ -287,3 +288,21 @@ def test_cli_judge_options_refused(tiny, extra, message):
 
     result = CliRunner().invoke(app, ["serve", str(tiny), "--no-auth", *extra])
     assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_a_job_that_cannot_be_encoded_never_reaches_the_shared_generation(tok):
+    """A lone surrogate that got past the schema (model_construct): its job gets a 422 ItemError, the
+    generator never sees it, and the other jobs of the step are judged as when alone."""
+    from rmforge.serve.backend import Group, ItemError, TextItem
+
+    script = Script(_score_by_length)
+    backend = JudgeBackend(script, tok, "pointwise", scale=(0, 4))
+    bad = Message.model_construct(role="user", content="x\ud800", reasoning=None, tool_calls=None, name=None)
+    good = [Group(_user("q"), [_bot(GOOD), _bot(BAD)])]
+    alone = backend.run([good])[0]
+    out = backend.run([good, [Group(_user("q"), [_bot(GOOD)]), Group([bad], [_bot(GOOD)])], [TextItem("y\udfff")]])
+    assert [j.rewards for j in out[0]] == [j.rewards for j in alone]
+    for job, index in ((out[1], 1), (out[2], 0)):
+        assert isinstance(job, ItemError) and (job.status, job.index) == (422, index)
+        assert "lone surrogate" in job.reason
+    assert all("\ud800" not in p and "\udfff" not in p for p in script.seen)

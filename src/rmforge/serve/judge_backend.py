@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from rmforge.data.schema import Scale
+from rmforge.data.schema import Scale, surrogate_error
 from rmforge.errors import ConfigError
 from rmforge.judge.parse import Verdict, parse_verdict
 from rmforge.judge.templates import JudgeTemplate, load_template, render_chat
@@ -284,11 +284,16 @@ class JudgeBackend:
     def _prompts_of(self, index: int, item: Item) -> list[str]:
         """:meth:`prompts`, any failure (template, tokenizer) as the item's own 422 ItemError."""
         try:
-            return self.prompts(index, item)
+            prompts = self.prompts(index, item)
         except ItemError:
             raise
         except Exception as exc:
             raise ItemError(index, f"cannot be encoded: {type(exc).__name__}: {exc}", 422) from None
+        for text in prompts:  # text the generator cannot encode would fail the whole shared generation call
+            why = surrogate_error(text)
+            if why:
+                raise ItemError(index, f"cannot be encoded: {why}", 422)
+        return prompts
 
     def prompts(self, index: int, item: Item) -> list[str]:
         """The rendered judge prompts (chat template applied) of one item, in judging order."""
