@@ -117,6 +117,19 @@ verl_needed = pytest.mark.skipif(importlib.util.find_spec("verl") is None, reaso
 
 
 @verl_needed
+def test_parse_failure_extras_through_verls_own_validation_metrics():
+    from verl.trainer.ppo.metric_utils import process_validation_metrics
+
+    extra = {"task": "pointwise", "scale_min": 0.0, "scale_max": 4.0}
+    results = [compute_score("d", answer, "3", extra) for answer in ("<score>2</score>", "nothing", "<score>3</score>")]
+    infos = {key: [r[key] for r in results] for key in results[0]}
+    metrics = process_validation_metrics(["d"] * 3, ["u0", "u0", "u1"], infos)["d"]
+    assert metrics["abs_error"]["mean@1"] == pytest.approx(0.5)  # u0: 1.0 (the failure dropped), u1: 0.0
+    assert metrics["pred"]["mean@1"] == pytest.approx(2.5)
+    assert all(math.isfinite(v) for var in metrics.values() for v in var.values())
+
+
+@verl_needed
 def test_check_validates_against_installed_verl(tmp_path, pairwise_file):
     summary = train_judge(_cfg(tmp_path, pairwise_file, "check=true"))
     assert summary["valid"] and summary["sample_scores"] == [1.0] * 4
