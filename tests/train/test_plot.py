@@ -200,3 +200,10 @@ def test_saved_step_of_older_runs_and_unfinished_runs(tmp_path):
     rows = (unfinished / "metrics.jsonl").read_text().splitlines()[:-1]  # killed: no end row
     (unfinished / "metrics.jsonl").write_text("\n".join(rows) + "\n")
     assert not [label for label in _labels(figures(unfinished)["loss.png"]()) if label.startswith("saved model")]
+
+
+def test_cli_paths_with_brackets_are_printed_as_they_are(tmp_path):
+    run = _write_run(tmp_path / "run [v2]")
+    result = runner.invoke(_cli(), ["plot", str(run)])
+    assert result.exit_code == 0, result.output
+    assert str(run / "plots" / "loss.png") in result.output.replace("\n", "")

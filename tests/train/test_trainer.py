@@ -214,7 +214,7 @@ def test_accuracy_ties_go_to_the_lower_validation_loss(setup, tmp_path):
 
     from rmforge.cli import app
 
-    out = tmp_path / "run"
+    out = tmp_path / "run [a]"  # square brackets are printed, not taken as markup
     args = [f"model={setup / 'tiny'}", f"data.train={setup / 'train.jsonl'}", f"data.validation={setup / 'val.jsonl'}",
             f"output_dir={out}", "train.max_steps=12", "train.batch_size=8", "train.precision=fp32", "train.lr=1e-3",
             "logging.progress=false", "seed=0", "eval.every_steps=2"]
@@ -229,6 +229,7 @@ def test_accuracy_ties_go_to_the_lower_validation_loss(setup, tmp_path):
                      "validation": {"accuracy": 0.4375, "loss": pytest.approx(evals[4][1], abs=1e-6)}}
     assert f"saved model: best validation step 4 of 12 (accuracy 0.4375, loss {evals[4][1]:.4f})" in result.output
     assert [r for r in read_metrics(out) if r.get("event") == "end"][0]["saved"]["step"] == 4
+    assert f"model saved to {out}\n" in result.output
 
 
 def test_best_evaluation_rule():

@@ -18,7 +18,7 @@ def plot(run_dir: str = typer.Argument(..., help="run directory written by 'rmfo
 
         files = plot_run(run_dir, out_dir=out, note=lambda msg: console.print(f"[yellow]note:[/] {escape(msg)}"))
         for path in files:
-            console.print(str(path), highlight=False, soft_wrap=True)
+            console.print(escape(str(path)), highlight=False, soft_wrap=True)
         console.print(f"{len(files)} plot(s) written")
 
     run_guarded(run)

@@ -60,8 +60,8 @@ def _train(kind: str, recipe: str | None, overrides: list[str] | None) -> None:
         return
     summary = train_bt(cfg, console=console)
     if "saved" in summary:  # the main process (DDP workers return a summary without it)
-        console.print(escape(describe_saved(summary["saved"])), highlight=False)
-        console.print(f"model saved to {escape(str(cfg.output_dir))}", highlight=False)
+        console.print(escape(describe_saved(summary["saved"])), highlight=False, soft_wrap=True)
+        console.print(f"model saved to {escape(str(cfg.output_dir))}", highlight=False, soft_wrap=True)
 
 
 @app.command("bt", context_settings={"allow_extra_args": True})

@@ -56,6 +56,9 @@ def resume_point(output_dir: str, overwrite: bool, resume: str | None) -> Path |
         if ckpt is not None:
             return ckpt
     if _non_empty(out) and not overwrite:
+        if resume == "auto":
+            raise OutputExistsError(f"output_dir {out} is not empty and holds no checkpoint to resume from; set "
+                                    "overwrite=true (replaces a run rmforge wrote) or a new output_dir")
         raise OutputExistsError(f"output_dir {out} already exists and is not empty; set overwrite=true (replaces "
                                 "a run rmforge wrote), resume=auto (continues it) or a new output_dir")
     check_replaceable(out, overwrite, "run folder")
