@@ -314,6 +314,8 @@ OVERRIDE_CASES = [
     (TRAIN, ["data.format=[a, b]"], r"data\.format: Input should be a valid string"),
     (BUILD, ["seed=x"], r"seed: Input should be a valid integer"),
     (BUILD, ["sources.0.converter=prefrence"], r"unknown converter 'prefrence'.*did you mean 'preference'\?"),
+    (BUILD, ["process=[{step: length_filter, tokenizer: tests/assets/bad, max_length: 10}]"],
+     r"length_filter: cannot load tokenizer 'tests/assets/bad': "),
 ]
 
 
@@ -323,7 +325,7 @@ def test_bad_override(tmp_path, command, overrides, pattern):
     recipe = [] if command == TRAIN else [OK_RECIPE]
     extra = [f"output_dir={tmp_path / 'out'}"] if command == BUILD else []
     res = invoke(*command.split(), *recipe, *overrides, *extra)
-    code = 1 if "converter=" in overrides[0] else 2
+    code = 1 if "converter=" in overrides[0] or "tokenizer" in overrides[0] else 2
     assert_one_line_error(res, code, pattern)
     assert tree(tmp_path) == set()
 

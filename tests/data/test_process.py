@@ -268,3 +268,21 @@ def test_step_config_errors():
         parse_steps([{"step": "filter", "where": {"lang": "en"}}])
     with pytest.raises(ConfigError, match="does not match any of the expected tags"):
         parse_steps([{"step": "shuffle"}])
+
+
+def test_length_filter_tokenizer_folder_without_tokenizer_files(tmp_path):
+    """transformers raises a multi-line ValueError for a folder holding no tokenizer: one RmforgeError line."""
+    from rmforge.errors import RmforgeError
+
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(RmforgeError) as info:
+        length_filter([], tokenizer=str(tmp_path), max_length=10)
+    assert str(info.value).startswith(f"length_filter: cannot load tokenizer '{tmp_path}': ")
+    assert "\n" not in str(info.value)
+
+
+def test_parse_steps_errors_are_one_line():
+    with pytest.raises(ConfigError) as info:
+        parse_steps([{"step": "length_filter", "max_length": 0}])
+    assert str(info.value) == ("process.0.length_filter.tokenizer: Field required (and 1 more: "
+                               "process.0.length_filter.max_length: Input should be greater than 0)")

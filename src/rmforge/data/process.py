@@ -78,7 +78,11 @@ def length_filter(samples: list[Sample], *, tokenizer: Any, max_length: int, pol
     :meth:`~rmforge.data.textnorm.TokenCounter.default_reserve`). Truncated samples get
     ``metadata["truncated_prompt"] = True``; ``counts["kept"]`` includes the truncated ones.
     """
-    ctr = TokenCounter(tokenizer, chat_template, batch_size)
+    try:
+        ctr = TokenCounter(tokenizer, chat_template, batch_size)
+    except (ValueError, OSError) as exc:  # transformers: a folder without tokenizer files, a broken file
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise RmforgeError(f"length_filter: cannot load tokenizer '{tokenizer}': {first}") from None
     tok = ctr.tok
     reserve = ctr.default_reserve() if reserve is None else reserve
     resp = [[text(r) for r in s.responses()] for s in samples]
@@ -419,7 +423,8 @@ def parse_steps(raw: list[dict[str, Any]]) -> list[ProcessStep]:
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"])
             lines.append(f"process.{loc}: {err['msg'].removeprefix('Value error, ')}")
-        raise ConfigError("\n".join(lines)) from None
+        more = f" (and {len(lines) - 1} more: {'; '.join(lines[1:])})" if len(lines) > 1 else ""
+        raise ConfigError(lines[0] + more) from None
 
 
 def apply_steps(samples: list[Sample], steps: list[ProcessStep],
