@@ -193,3 +193,18 @@ def test_real_smollm2_tokenizer_ids_match():
             assert query.endswith(answer + "<|im_end|>")
             for p in (ptext, None):
                 assert enc.encode_rendered([query], [p])[0].input_ids == want
+
+
+def test_prompt_cut_from_the_left_still_finds_the_prompt_part(smol):
+    """SingleTurnAgentExecutor keeps ``prompt_token_ids[-max_prompt_length:]`` of a long prompt: the query
+    no longer starts with the prompt text it sends, and the prompt part is found at the generation prompt."""
+    backend, client = smol
+    tok, enc = backend.scorer.tokenizer, backend.scorer.encoder
+    prompt, answer = [user("word " * 60 + "what is 2 + 2?")], "4"
+    ptext, prompt_ids, out_ids = _rollout(tok, prompt, answer)
+    query = single_turn_query(tok, prompt_ids[-40:], out_ids)
+    row = enc.encode_rendered([query], [ptext])[0]
+    head = query[:query.rfind("<|im_start|>assistant\n") + len("<|im_start|>assistant\n")]
+    assert row.prompt_len == len(tok(head, add_special_tokens=False)["input_ids"]) > 30
+    assert row.input_ids == tok(query + "\n", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    assert client.post("/get_reward", json={"query": [query], "prompts": [ptext]}).status_code == 200

@@ -81,12 +81,12 @@ class RenderedTexts:
                 ptext = full[:at + len(marker)] if at >= 0 else ""
             cut = len(marker) if ptext.endswith(marker) else 0
             return ptext, len(ptext) - cut
-        if prompt:
-            ptext = prompt_prefix(prompt, [full])
-        else:
-            gen = self._gen_suffix
+        ptext = prompt_prefix(prompt, [full]) if prompt else ""
+        if not (prompt and full.startswith(prompt)):  # no prompt text, or one rendered differently or cut
+            gen = self._gen_suffix  # from the left (OpenRLHF's long prompts): up to the last generation prompt
             at = full.rfind(gen) if gen else -1
-            ptext = full[:at + len(gen)] if at >= 0 else ""
+            if at >= 0 and at + len(gen) > len(ptext):
+                ptext = full[:at + len(gen)]
         limit = len(ptext) - len(self._gen_suffix) if self._gen_suffix and ptext.endswith(self._gen_suffix) \
             else len(ptext)
         end = self.turn_suffix.rstrip()
