@@ -302,3 +302,18 @@ def test_report_to_tensorboard_through_accelerate(setup, tmp_path):
     with pytest.raises(ConfigError, match="unknown tracker 'tb'"):
         train_bt(cfg(setup, tmp_path / "bad", "logging.report_to=[tb]"))
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.slow
+def test_two_process_early_stop_stops_every_rank(setup, tmp_path):
+    """Early stopping is decided on the main process and shared: both ranks leave the loop at the same step
+    (before, rank 1 kept training and the run hung in the next all-reduce)."""
+    args = [a for a in base_args(setup, tmp_path / "ddp", steps=8) if not a.startswith("checkpoint")]
+    ddp = _run(args + ["launcher.nproc=2", "train.batch_size=8", "eval.every_steps=1",
+                       "eval.early_stopping_patience=1"])
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    rows = read_metrics(tmp_path / "ddp")
+    assert [r["step"] for r in rows if r.get("event") == "early_stop"] == [5]
+    end = [r for r in rows if r.get("event") == "end"][0]
+    assert end["steps"] == 5 and end["saved"]["step"] == 4
+    assert end["rank_param_checksums"][0] == end["rank_param_checksums"][1]

@@ -332,7 +332,7 @@ def _evaluate(cfg, engine, model, prep, state, log, out, final: bool = False) ->
                     net.save_pretrained(tmp, safe_serialization=True)
         if verdict == "better":
             state["bad_evals"] = 0
-        elif verdict is not None:
+        elif verdict is not None and not final:  # the final pass cannot stop anything
             state["bad_evals"] += 1
             patience = cfg.eval.early_stopping_patience
             stop = patience is not None and state["bad_evals"] >= patience
