@@ -9,10 +9,14 @@ Reports throughput (requests/s), p50 and p99 latency per level and server, and t
 throughputs (batched / naive). Both servers run at once and each level alternates batched, naive,
 naive, batched (half the budget each), so changes in the machine's load hit both alike, which is what to compare across machines (the CPU may be shared).
 
+``--threads-sweep 1 2 4`` instead compares batched servers that differ only in ``--threads`` (0: no
+``--threads`` option, the server's default), all up at once, each level run in the order 1 2 4 4 2 1.
+
 Usage::
 
     python bench/serve_load.py                       # MiniLM (minilm-l6), about 2-3 minutes
     python bench/serve_load.py --model RUN_DIR --levels 1 8 64 --seconds 10 --json out.json
+    python bench/serve_load.py --threads-sweep 1 2 4 --levels 64 --seconds 8
 """
 
 from __future__ import annotations
@@ -112,6 +116,27 @@ def measure(model: str, batched_args: list[str], naive_args: list[str], levels: 
             proc.wait(30)
 
 
+def sweep_threads(model: str, counts: list[int], levels: list[int], items: list[dict], args) -> list[list[dict]]:
+    """Batched servers differing only in --threads, run in the order a b c c b a per level."""
+    servers = [start_server(model, ["--threads", str(n)] if n else []) for n in counts]
+    try:
+        for _, url in servers:
+            asyncio.run(drive(url, items, 8, 64, 5.0))  # warm-up
+        out = []
+        for c in levels:
+            runs: list[list[dict]] = [[] for _ in counts]
+            order = list(range(len(counts)))
+            for which in order + order[::-1]:
+                runs[which].append(asyncio.run(drive(servers[which][1], items, c, args.requests // 2,
+                                                     args.seconds / 2)))
+            out.append([combine(r) for r in runs])
+        return out
+    finally:
+        for proc, _ in servers:
+            proc.terminate()
+            proc.wait(30)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="minilm-l6", help="run directory, model folder or embedded name")
@@ -120,9 +145,23 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=15.0, help="most seconds per level")
     ap.add_argument("--threads", type=int, default=0, help="torch threads of both servers (0: torch's default)")
     ap.add_argument("--server-args", default="", help="extra options for the batched server")
+    ap.add_argument("--threads-sweep", type=int, nargs="+", help="compare batched servers at these --threads "
+                    "(0: the server's default) instead of batched vs naive")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
     items = _pairs()
+    if args.threads_sweep:
+        results = sweep_threads(args.model, args.threads_sweep, args.levels, items, args)
+        print(f"model {args.model}; batched servers; one (prompt, response) per request; {os.cpu_count()} CPUs")
+        print(f"{'clients':>7} | {'threads':>7} | {'rps':>6} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}")
+        for level in results:
+            for n, r in zip(args.threads_sweep, level):
+                print(f"{r['clients']:>7} | {n or 'default':>7} | {r['rps']:>6} {r['p50_ms']:>7} {r['p99_ms']:>7} "
+                      f"{r['errors']:>6}")
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as fh:
+                json.dump({"model": args.model, "threads": args.threads_sweep, "levels": results}, fh, indent=2)
+        return
     common = ["--threads", str(args.threads)] if args.threads else []
     results = measure(args.model, common + args.server_args.split(), common + ["--no-batching"], args.levels,
                       items, args)

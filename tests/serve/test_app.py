@@ -258,10 +258,20 @@ def test_backend_error_is_a_500_with_its_message():
         assert 'rmforge_errors_total{reason="model"} 1.0' in client.get("/metrics").text
 
 
-def test_corrupted_run_is_served_500_and_refused_at_startup(nan_run_dir):
-    backend = ScalarBackend.load(str(nan_run_dir), device="cpu")
-    with pytest.raises(RmforgeError, match="refusing to serve it"):
+def test_non_finite_model_refused_by_probe_and_500_at_request_time(run_dir, nan_run_dir):
+    """Weights that pass the loader's check but give NaN rewards (here: poisoned after loading): the
+    start-up probe refuses them, and a request never gets a 200 with null."""
+    import torch
+
+    with pytest.raises(RmforgeError, match="non-finite weights"):  # the loader's own check (evaluate)
+        ScalarBackend.load(str(nan_run_dir), device="cpu")
+    backend = ScalarBackend.load(str(run_dir), device="cpu")
+    probe_backend(backend)  # a sound model passes
+    with torch.no_grad():
+        backend.scorer.model.score.weight.fill_(float("nan"))
+    with pytest.raises(RmforgeError, match=r"the model gives a non-finite reward \(nan\) on a probe input"):
         probe_backend(backend)
     with TestClient(create_app(backend, ServeConfig(max_wait_ms=0))) as client:
-        resp = client.post("/score", json=ONE)
-        assert resp.status_code == 500 and "NaN" in resp.json()["detail"], resp.text
+        resp = client.post("/get_reward", json={"query": ["hello", "there"]})
+        assert resp.status_code == 500 and resp.json()["detail"].startswith("query[0]: the model returned a "
+                                                                           "non-finite reward (NaN or Inf)")

@@ -6,6 +6,7 @@ corrupted model refused at start-up."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import socket
 import threading
@@ -17,6 +18,7 @@ from typer.testing import CliRunner
 
 from rmforge.cli import app
 from rmforge.serve import RewardClient, RewardModelGrader, ServeError
+from rmforge.serve.server import default_threads
 
 TOKEN = "s3cret"
 
@@ -47,6 +49,7 @@ def test_ready_line_auth_and_client(server, run_dir, demo):
         remote = client.score(prompts, responses)
         info = client.info()
         assert info["run_dir"] == str(run_dir) and info["normalization"]["std"] > 0
+        assert info["torch_threads"] == default_threads() == max(1, len(os.sched_getaffinity(0)) // 2)
         with pytest.raises(ServeError) as bad:
             client.score(["hi"], [" "])
         assert bad.value.status == 422 and "empty" in str(bad.value)
@@ -132,7 +135,7 @@ def test_cli_refuses_unsafe_or_unknown(argv, message, monkeypatch):
 def test_cli_refuses_a_corrupted_model(nan_run_dir):
     """NaN weights behind a valid safetensors header: one forward at start-up refuses it, exit 1, one line."""
     result = CliRunner().invoke(app, ["serve", str(nan_run_dir), "--no-auth", "--port", "0"])
-    assert result.exit_code == 1 and "refusing to serve it" in result.output, result.output
+    assert result.exit_code == 1 and "non-finite" in result.output and "corrupted" in result.output, result.output
     assert "Traceback" not in result.output and "serving on" not in result.output
     assert len(result.output.strip().splitlines()) == 1
 

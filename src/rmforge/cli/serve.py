@@ -37,7 +37,8 @@ def serve(
     max_length: int = typer.Option(None, "--max-length", min=2, help="token limit (default: the run's, else 512)"),
     precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 or fp16 autocast"),
     device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:1 (default: cuda when available)"),
-    threads: int = typer.Option(None, "--threads", min=1, help="torch CPU threads (default: torch's choice)"),
+    threads: int = typer.Option(None, "--threads", min=1, help="torch CPU threads (default: half the CPUs this "
+                                "process may use, at least 1: fastest under concurrent load, docs/serve.md)"),
     kind: str = typer.Option("auto", "--kind", help="auto, scalar (reward model) or judge (generative judge)"),
     mode: str = typer.Option(None, "--mode", help="judge: pointwise or pairwise (default: the run's, else pairwise)"),
     template: str = typer.Option(None, "--template", help="judge: template name or file (default: the run's)"),
@@ -60,7 +61,7 @@ def serve(
         from rmforge.serve.backend import ScalarBackend
         from rmforge.serve.config import ServeConfig, check_auth, parse_networks
         from rmforge.serve.judge_backend import JudgeBackend, detect_kind
-        from rmforge.serve.server import run_server
+        from rmforge.serve.server import default_threads, run_server
 
         if ctx.args:
             raise ConfigError(f"unexpected arguments: {' '.join(ctx.args)}")
@@ -68,8 +69,7 @@ def serve(
         networks = parse_networks(allow_from)
         import torch
 
-        if threads:
-            torch.set_num_threads(threads)
+        torch.set_num_threads(threads or default_threads())
         cfg = ServeConfig(max_batch_rows=max_batch_rows, max_wait_ms=max_wait_ms, dynamic_batching=not no_batching,
                           max_queue_rows=max_queue_rows, max_items=max_items,
                           max_body_bytes=int(max_body_mb * 1024 * 1024), timeout_s=timeout_s, normalize=normalize,

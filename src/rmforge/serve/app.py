@@ -97,8 +97,10 @@ def create_app(backend: Backend, cfg: ServeConfig | None = None, token: str | No
 
     @app.get("/info")
     async def info() -> dict[str, Any]:
+        import torch
+
         return {**backend.info(), "limits": cfg.model_dump(), "auth": access.enabled,
-                "allow_from": [str(n) for n in access.allow_from]}
+                "allow_from": [str(n) for n in access.allow_from], "torch_threads": torch.get_num_threads()}
 
     @app.get("/metrics")
     async def prometheus() -> Response:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -82,6 +83,17 @@ def head_timeout_protocol(seconds: float) -> type[H11Protocol]:
                 self.timeout_keep_alive_handler()  # closes the connection
 
     return _Protocol
+
+
+def default_threads() -> int:
+    """torch CPU threads of a server without ``--threads``: half the CPUs this process may use, at least 1.
+    The forward shares the machine with the event loop, tokenisation and HTTP work; a full-width thread
+    pool stalls at every barrier once the CPU is oversubscribed (measurements in docs/serve.md)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, cpus // 2)
 
 
 def announce(host: str, port: int) -> None:
