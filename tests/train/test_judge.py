@@ -241,7 +241,7 @@ def test_grpo_warmup_is_whole_steps_of_the_ratio(tmp_path, warm):
 
 def test_report_to_reaches_trl_and_keeps_metrics_jsonl(tmp_path, warm):
     """logging.report_to goes to TRL's GRPOConfig.report_to (it was hard-wired to "none"): TRL's own TensorBoard
-    rows (train/reward, the judge statistics, eval/...) land in OUT/tensorboard, metrics.jsonl stays complete."""
+    rows (train/reward, the judge statistics, eval/...) land in OUT/trackers/PROJECT, metrics.jsonl stays complete."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from trl import GRPOConfig
 
@@ -258,7 +258,7 @@ def test_report_to_reaches_trl_and_keeps_metrics_jsonl(tmp_path, warm):
     assert grpo_config(GRPOConfig, default, tmp_path, epochs=1, shuffle=True, precision="fp32",
                        template_kwargs=None).report_to in ("none", ["none"], [])
     train_judge(cfg)
-    events = list((tmp_path / "run" / "tensorboard").rglob("events.out.tfevents.*"))
+    events = list((tmp_path / "run" / "trackers" / "rmforge").rglob("events.out.tfevents.*"))
     assert events
     tags = set()
     for path in events:
@@ -272,3 +272,7 @@ def test_report_to_reaches_trl_and_keeps_metrics_jsonl(tmp_path, warm):
     assert trl_report_to(["jsonl", "tensorboard", "tensorboard"]) == ["tensorboard"] and trl_report_to(["jsonl"]) == []
     with pytest.raises(RmforgeError, match="TRL, whose trainer has no tracker aim"):
         trl_report_to(["aim"])
+    with pytest.raises(RmforgeError, match="logging.tracker_options is not supported by train judge"):
+        train_judge(load_config(None, base + ["output_dir=" + str(tmp_path / "opts"), "logging.report_to=[tensorboard]",
+                                              "logging.tracker_options={tensorboard: {flush_secs: 1}}"], cls=JudgeConfig))
+    assert not (tmp_path / "opts").exists()

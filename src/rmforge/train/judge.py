@@ -81,9 +81,18 @@ def scheduler_name(scheduler: str, warmup_ratio: float) -> str:
     return "constant_with_warmup" if scheduler == "constant" and warmup_ratio > 0 else scheduler
 
 
-def trl_report_to(names: list[str]) -> list[str]:
+def tensorboard_dir(cfg: JudgeConfig, out: Path) -> Path:
+    """Where TRL's TensorBoard rows go: RUN_DIR/trackers/PROJECT, as the reward-model trainers' tracker."""
+    return out / "trackers" / cfg.logging.project
+
+
+def trl_report_to(names: list[str], tracker_options: dict | None = None) -> list[str]:
     """``logging.report_to`` as transformers' ``report_to`` (``jsonl`` is rmforge's own metrics.jsonl, always
-    written); RmforgeError for a tracker transformers has no callback for or whose package is missing."""
+    written); RmforgeError for a tracker transformers has no callback for or whose package is missing, and
+    for ``logging.tracker_options`` (TRL's trackers take their settings from environment variables)."""
+    if tracker_options:
+        raise RmforgeError("logging.tracker_options is not supported by train judge: TRL's trackers read their "
+                           "settings from environment variables (e.g. WANDB_PROJECT, WANDB_ENTITY, MLFLOW_TRACKING_URI)")
     from transformers.integrations.integration_utils import (INTEGRATION_TO_CALLBACK,
                                                              get_available_reporting_integrations)
 
@@ -101,16 +110,20 @@ def trl_report_to(names: list[str]) -> list[str]:
 
 def grpo_config(GRPOConfig, cfg: JudgeConfig, out: Path, *, epochs: float, shuffle: bool, precision: str,
                 template_kwargs: dict | None):
-    """TRL's GRPOConfig for the local backend (checkpoints and TensorBoard files under ``out``)."""
+    """TRL's GRPOConfig for the local backend (checkpoints and TensorBoard files under ``out``; the trackers of
+    ``logging.report_to``, project ``logging.project``, run name the folder's)."""
     import dataclasses
 
     import torch
 
     opt, g = cfg.train, cfg.grpo
-    trackers = trl_report_to(cfg.logging.report_to)
+    trackers = trl_report_to(cfg.logging.report_to, cfg.logging.tracker_options)
+    known = {f.name for f in dataclasses.fields(GRPOConfig)}
     extra = {}
-    if "logging_dir" in {f.name for f in dataclasses.fields(GRPOConfig)}:  # transformers 4.x
-        extra["logging_dir"] = str(out / "tensorboard")
+    if "logging_dir" in known:  # transformers 4.x
+        extra["logging_dir"] = str(tensorboard_dir(cfg, out))
+    if "project" in known:  # transformers 5 (Trackio's project)
+        extra["project"] = cfg.logging.project
     return GRPOConfig(
         output_dir=str(out / "checkpoints"), seed=cfg.seed, data_seed=cfg.seed,
         per_device_train_batch_size=opt.batch_size * g.num_generations, gradient_accumulation_steps=1,
@@ -245,7 +258,7 @@ def _train_local(cfg: JudgeConfig, console=None) -> dict:
         raise RmforgeError(f"grpo.share_prompt=true overrides GRPOTrainer._get_per_token_logps_and_entropies, which "
                            f"changed in the installed trl {trl.__version__}: {problem}. Install {TRL_SUPPORTED} "
                            "or set grpo.share_prompt=false")
-    trl_report_to(cfg.logging.report_to)  # trackers known and installed, before any work
+    trl_report_to(cfg.logging.report_to, cfg.logging.tracker_options)  # trackers known and installed, before any work
     train, val = load_examples(cfg)
     out = Path(cfg.output_dir)
     resume = None
@@ -322,7 +335,7 @@ def _train_local(cfg: JudgeConfig, console=None) -> dict:
                     peft_config=peft_config, callbacks=[to_jsonl])
     for callback in trainer.callback_handler.callbacks:  # transformers 5 reads TensorBoard's folder from the env
         if type(callback).__name__ == "TensorBoardCallback" and getattr(callback, "logging_dir", "") is None:
-            callback.logging_dir = str(out / "tensorboard")
+            callback.logging_dir = str(tensorboard_dir(cfg, out))
     trainer.train(resume_from_checkpoint=resume)
     summary: dict = {"steps": trainer.state.global_step, "train_seconds": round(time.perf_counter() - t0, 1)}
     net = trainer.model
