@@ -185,3 +185,15 @@ def test_smollm2_converts_once_and_loads():
                                    tokenize=False)
     reward = model(**tok([text, "short"], padding=True, return_tensors="pt")).logits[:, 0]
     assert torch.isfinite(reward).all()
+
+
+def test_truncated_weights_are_a_clear_error(tiny, tmp_path):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny("llama"), folder)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(RmforgeError, match=r"cannot load '.*model' \(.*\) as a reward model: Error while "
+                                           "deserializing header"):
+        load_reward_model(str(folder))

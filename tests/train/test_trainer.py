@@ -317,3 +317,14 @@ def test_two_process_early_stop_stops_every_rank(setup, tmp_path):
     end = [r for r in rows if r.get("event") == "end"][0]
     assert end["steps"] == 5 and end["saved"]["step"] == 4
     assert end["rank_param_checksums"][0] == end["rank_param_checksums"][1]
+
+
+def test_damaged_checkpoint_is_a_clear_error(setup, tmp_path):
+    out = tmp_path / "run"
+    train_bt(cfg(setup, out, "checkpoint.every_steps=2"))
+    weights = out / "checkpoints" / "step-2" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(RmforgeError, match=r"cannot resume from .*step-2 \(SafetensorError: Error while deserializing "
+                                           r"header.*\): the checkpoint is damaged or from another model"):
+        train_bt(cfg(setup, tmp_path / "again", f"resume={out / 'checkpoints' / 'step-2'}"))
+    assert not (tmp_path / "again").exists()

@@ -144,7 +144,19 @@ def save_checkpoint(out: Path, step: int, model, tokenizer, optimizer, scheduler
 
 
 def load_checkpoint(ckpt: Path, model, optimizer, scheduler) -> dict:
-    """Restore weights, optimizer, scheduler and RNG from a checkpoint; return the trainer state."""
+    """Restore weights, optimizer, scheduler and RNG from a checkpoint; return the trainer state.
+    A damaged checkpoint (truncated weights, unreadable state) is an RmforgeError naming it."""
+    from safetensors import SafetensorError
+
+    try:
+        return _load_checkpoint(ckpt, model, optimizer, scheduler)
+    except (OSError, ValueError, KeyError, RuntimeError, EOFError, SafetensorError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise RmforgeError(f"cannot resume from {ckpt} ({type(exc).__name__}: {first}): the checkpoint is damaged "
+                           "or from another model; remove it to resume from an earlier one") from None
+
+
+def _load_checkpoint(ckpt: Path, model, optimizer, scheduler) -> dict:
     from safetensors.torch import load_file
 
     from rmforge.train.lora import is_peft_model, load_adapter_weights

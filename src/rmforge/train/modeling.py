@@ -111,6 +111,8 @@ def load_reward_model(name_or_path: str, *, num_labels: int = 1, head_init_std: 
         raise ConfigError(f"pad_policy must be one of {', '.join(PAD_POLICIES)}, not '{pad_policy}'")
     if not 0.0 <= dropout < 1.0:
         raise ConfigError(f"dropout must be in [0, 1), not {dropout}")
+    from safetensors import SafetensorError
+
     path = resolve_model(name_or_path)
     try:
         config = AutoConfig.from_pretrained(path, num_labels=num_labels, trust_remote_code=trust_remote_code)
@@ -123,7 +125,7 @@ def load_reward_model(name_or_path: str, *, num_labels: int = 1, head_init_std: 
                 path, config=config, dtype=dtype, output_loading_info=True, ignore_mismatched_sizes=True,
                 trust_remote_code=trust_remote_code)
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, SafetensorError) as exc:  # a truncated or corrupted weights file too
         raise RmforgeError(f"cannot load '{name_or_path}' ({path}) as a reward model: {exc}") from None
     info = LoadInfo(source=path, architecture=type(model).__name__, dropout=dropout)
     set_module_dropout(model, dropout)
