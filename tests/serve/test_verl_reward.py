@@ -193,7 +193,7 @@ def test_timeout_is_a_clear_error():
 
     message, seconds, url = asyncio.run(run())
     assert message == f"rmforge serve at {url} failed 2 time(s) (retries=1): no answer within timeout_s=0.2 s"
-    assert 0.4 <= seconds < 3
+    assert 0.35 <= seconds < 3  # two attempts of 0.2 s
 
 
 def test_verl_loads_and_awaits_the_adapter(server, tmp_path):
