@@ -154,3 +154,28 @@ def test_render_prints_tables():
     console = Console(record=True, width=160)
     validate_samples(clean_set()).render(console)
     assert "no issues found" in console.export_text()
+
+
+@pytest.mark.parametrize("column, value, arrow_type, message", [
+    ("chosen", 7, "int64", r"row 1, field 'chosen': not a canonical rmforge sample: expected a list of messages, got number"),
+    ("chosen", "text", "string", r"row 1, field 'chosen': .*expected a list of messages, got string"),
+    ("candidates", [1, 2], "list<int64>", r"row 1, field 'candidates': .*expected a list of conversations, got array"),
+    ("metadata", "{not json", "string", r"row 1, field 'metadata': .*metadata is not valid JSON"),
+    ("metadata", 3, "int64", r"row 1, field 'metadata': .*expected JSON text, got number"),
+])
+def test_wrong_typed_parquet_column_is_located(tmp_path, column, value, arrow_type, message):
+    """A parquet file whose columns have the wrong Arrow types raised TypeError (a traceback) in `validate`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from rmforge.data.io import read_samples
+    from rmforge.errors import DataError
+
+    conv = [{"role": "assistant", "content": "b"}]
+    cols = {"id": ["a"], "chosen": [conv], "rejected": [conv]}
+    cols[column] = pa.array([value], type=pa.type_for_alias(arrow_type) if "<" not in arrow_type
+                            else pa.list_(pa.int64()))
+    path = tmp_path / "w.parquet"
+    pq.write_table(pa.table(cols), path)
+    with pytest.raises(DataError, match=message):
+        list(read_samples(path))

@@ -96,12 +96,17 @@ def _parquet_record(row: dict, path: str, n: int) -> dict:
     meta = row.get("metadata")
     if meta is not None and not isinstance(meta, str):
         raise bad("metadata", "JSON text", meta)
+    if meta:
+        try:
+            json.loads(meta)
+        except (ValueError, RecursionError) as exc:
+            raise DataError(f"not a canonical rmforge sample: metadata is not valid JSON ({exc})", file=path,
+                            line=n, field="metadata", row_kind="row") from None
     try:
         return row_to_record(row)
     except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:
-        field = "metadata" if isinstance(exc, ValueError) else None
         raise DataError(f"not a canonical rmforge sample: {type(exc).__name__}: {exc}", file=path, line=n,
-                        field=field, row_kind="row") from None
+                        row_kind="row") from None
 
 
 def load_samples(path: str | os.PathLike) -> list[Sample]:

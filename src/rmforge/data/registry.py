@@ -142,7 +142,7 @@ def convert_records(records: Iterable[tuple[dict, int]], converter: str | Conver
             if found is not None:
                 fld, msg = found
             raise DataError(msg, file=file, line=row, field=fld, row_kind=row_kind) from None
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             raise DataError(f"{conv.name} converter failed: {type(exc).__name__}: {exc}", file=file, line=row,
                             row_kind=row_kind) from None
         if out is None:
