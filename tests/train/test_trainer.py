@@ -155,6 +155,9 @@ def test_pointwise_multi_attribute(setup, tmp_path):
             "attribute_weights={helpfulness: 0.75, verbosity: 0.25}", "train.lr=1e-3", "logging.every_steps=1"]
     summary = train_bt(load_config(None, args, cls=PointwiseConfig))
     assert {"mse", "mae", "mae_helpfulness", "mae_verbosity"} <= set(summary["validation"])
+    saved = summary["saved"]
+    assert saved["choice"] == "best" and saved["why"] == "best validation loss, ties by later step"
+    assert saved["validation"] == {"mse": summary["validation"]["mse"], "mae": summary["validation"]["mae"]}
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "run")
     assert model.config.num_labels == 2 and model.config.rmforge_reward_weights == [0.75, 0.25]
     first = [r["loss"] for r in read_metrics(tmp_path / "run") if "loss" in r and "event" not in r]

@@ -56,7 +56,8 @@ def saved_model(cfg, state: dict, use_best: bool, has_validation: bool, metrics:
     else:
         choice, why = "last", f"no finite validation {metric}"
     return {"step": state["best_step"] if use_best else steps, "of": steps, "choice": choice, "why": why,
-            "validation": {k: metrics[k] for k in ("accuracy", "loss", "mse", "mae") if k in metrics}}
+            "validation": {k: metrics[k] for k in (("mse", "mae") if "mse" in metrics else ("accuracy", "loss"))
+                           if k in metrics}}
 
 
 def describe_saved(saved: dict) -> str:
