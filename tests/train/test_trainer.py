@@ -273,10 +273,11 @@ def test_overwrite_replaces_only_runs_rmforge_wrote(setup, tmp_path, monkeypatch
     train_bt(cfg(setup, run, "train.max_steps=1"))
     assert (run / ".rmforge-output").is_file()
     (run / "stale.txt").write_text("from the first run")
-    train_bt(cfg(setup, run, "train.max_steps=2", "overwrite=true"))
-    assert not (run / "stale.txt").exists() and json.loads((run / "manifest.json").read_text())["summary"]["steps"] == 2
+    train_bt(cfg(setup, run, "train.max_steps=3", "overwrite=true", "eval.every_steps=1", "checkpoint.every_steps=1"))
+    assert not (run / "stale.txt").exists() and json.loads((run / "manifest.json").read_text())["summary"]["steps"] == 3
     assert oct((run / "manifest.json").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
-    assert oct((run / "model.safetensors").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+    for path in [run / "model.safetensors", *(run / "checkpoints").rglob("*")]:  # save_pretrained writes 0600
+        assert oct(path.stat().st_mode & 0o777) == oct((0o777 if path.is_dir() else 0o666) & ~_umask()), path
 
 
 def _umask():

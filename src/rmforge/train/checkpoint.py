@@ -137,6 +137,7 @@ def save_checkpoint(out: Path, step: int, model, tokenizer, optimizer, scheduler
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         torch.save(rng_state(), tmp / "rng.pt")
         (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
+        normal_modes(tmp)
     for old in checkpoints(out)[:-keep_last]:
         if protect is None or old.resolve() != Path(protect).resolve():
             shutil.rmtree(old)
@@ -199,13 +200,18 @@ def save_final(out: Path, model, tokenizer, config_yaml: str, manifest: dict) ->
             model.save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
         (tmp / "config.yaml").write_text(config_yaml, encoding="utf-8")
-        for path in tmp.rglob("*"):
-            normal_mode(path)
+        normal_modes(tmp)
         for item in tmp.iterdir():
             os.replace(item, out / item.name)
         write_json_atomic(out / "manifest.json", manifest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def normal_modes(folder: Path) -> None:
+    """Umask permissions for everything under ``folder`` (``save_pretrained`` writes weights 0600)."""
+    for path in folder.rglob("*"):
+        normal_mode(path)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

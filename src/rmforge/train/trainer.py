@@ -330,6 +330,7 @@ def _evaluate(cfg, engine, model, prep, state, log, out, final: bool = False) ->
             if cfg.checkpoint.save_best and not final:
                 with atomic_dir(out / "checkpoints" / "best") as tmp:
                     net.save_pretrained(tmp, safe_serialization=True)
+                    ckpt_io.normal_modes(tmp)
         if verdict == "better":
             state["bad_evals"] = 0
         elif verdict is not None and not final:  # the final pass cannot stop anything
