@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from rmforge.train import engine
 
@@ -56,3 +57,20 @@ def test_environment_override(cache, monkeypatch):
 
 def test_speedup_probe_runs():
     assert engine.bf16_matmul_speedup(size=64, reps=1) > 0
+
+
+@pytest.mark.parametrize("name,warmup,expect", [
+    ("constant", 2, [0.0, 0.5, 1.0, 1.0]),   # transformers' plain "constant" would give 1, 1, 1, 1
+    ("constant", 0, [1.0, 1.0, 1.0, 1.0]),
+    ("linear", 2, [0.0, 0.5, 1.0, 0.5]),
+])
+def test_lr_scheduler_warmup(name, warmup, expect):
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([param], lr=1.0)
+    sched = engine.lr_scheduler(name, opt, warmup, 4)
+    seen = []
+    for _ in range(4):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert seen == pytest.approx(expect)

@@ -138,3 +138,17 @@ class Engine:
 
     def barrier(self) -> None:
         self.acc.wait_for_everyone()
+
+
+def lr_scheduler(name: str, optimizer, warmup_steps: int, total_steps: int):
+    """transformers' learning-rate schedule ``name``; its ``constant`` ignores warmup, so a warmup with
+    ``constant`` runs ``constant_with_warmup`` (the SFT, BT and GRPO trainers all schedule this way)."""
+    from transformers import get_scheduler
+
+    return get_scheduler(scheduler_type(name, warmup_steps), optimizer, num_warmup_steps=warmup_steps,
+                         num_training_steps=total_steps)
+
+
+def scheduler_type(name: str, warmup: float) -> str:
+    """transformers' scheduler type for ``name`` with a warmup (steps or ratio) of ``warmup``."""
+    return "constant_with_warmup" if name == "constant" and warmup > 0 else name

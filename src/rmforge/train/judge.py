@@ -78,7 +78,9 @@ def warmup_steps(ratio: float, total_steps: int) -> int:
 
 def scheduler_name(scheduler: str, warmup_ratio: float) -> str:
     """transformers' scheduler type: its ``constant`` ignores warmup, so a warmup asks for ``constant_with_warmup``."""
-    return "constant_with_warmup" if scheduler == "constant" and warmup_ratio > 0 else scheduler
+    from rmforge.train.engine import scheduler_type
+
+    return scheduler_type(scheduler, warmup_ratio)
 
 
 def tensorboard_dir(cfg: JudgeConfig, out: Path) -> Path:

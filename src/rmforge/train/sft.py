@@ -194,11 +194,9 @@ def evaluate_loss(cfg: SFTConfig, engine, model, data: list[Encoded], pad_id: in
 
 def train_sft(cfg: SFTConfig, console=None) -> dict:
     """Train, evaluate and save; returns the summary (also in manifest.json)."""
-    from transformers import get_scheduler
-
     from rmforge.judge.data import load_sft_messages
     from rmforge.judge.lm import load_causal_lm
-    from rmforge.train.engine import Engine
+    from rmforge.train.engine import Engine, lr_scheduler
     from rmforge.train.sampler import epoch_batches, split_micro
     from rmforge.train.trainer import adamw, optimizer_step, param_groups, progress_bar, report_data
 
@@ -226,8 +224,7 @@ def train_sft(cfg: SFTConfig, console=None) -> dict:
     steps_per_epoch = len(epoch_batches(lengths, opt.batch_size, cfg.seed, 0, opt.length_grouping))
     total = opt.max_steps if opt.max_steps > 0 else math.ceil(opt.epochs * steps_per_epoch)
     optimizer = adamw(param_groups(model, opt.weight_decay), opt.lr, opt.betas)
-    scheduler = get_scheduler(opt.scheduler, optimizer, num_warmup_steps=int(opt.warmup_ratio * total),
-                              num_training_steps=total)
+    scheduler = lr_scheduler(opt.scheduler, optimizer, int(opt.warmup_ratio * total), total)
     state = {"step": 0, "epoch": 0, "batch_in_epoch": 0}
     if resume_from is not None:
         state = ckpt_io.load_checkpoint(resume_from, model, optimizer, scheduler)
