@@ -99,19 +99,22 @@ def test_soak_64_clients(server):
 
 @pytest.mark.slow  # its own server process (~15 s on a shared 2-core CPU)
 def test_graceful_shutdown_finishes_in_flight(run_dir, serve_process):
+    """SIGTERM with 8 requests in flight: every one answered 200, then exit status 0 (was 143)."""
     with serve_process(run_dir, "--port", "0", "--no-auth", "--max-wait-ms", "1500") as srv:
-        result = {}
+        results = []
 
         def call():
-            result["resp"] = httpx.post(srv.url + "/score", json={"items": [{"prompt": "a", "response": "b"}]},
-                                        timeout=30)
+            results.append(httpx.post(srv.url + "/score", json={"items": [{"prompt": "a", "response": "b"}]},
+                                      timeout=30))
 
-        worker = threading.Thread(target=call)
-        worker.start()
-        time.sleep(0.5)  # the request waits in the batcher (max wait 1.5 s)
+        workers = [threading.Thread(target=call) for _ in range(8)]
+        for worker in workers:
+            worker.start()
+        time.sleep(0.5)  # the requests wait in the batcher (max wait 1.5 s)
         srv.terminate()
-        worker.join(30)
-        assert result["resp"].status_code == 200 and len(result["resp"].json()["rewards"]) == 1
+        for worker in workers:
+            worker.join(30)
+        assert [r.status_code for r in results] == [200] * 8 and all(len(r.json()["rewards"]) == 1 for r in results)
         assert srv.proc.wait(30) == 0  # a graceful stop is a success (uvicorn alone re-raises: 143)
         with pytest.raises(httpx.ConnectError):
             httpx.get(srv.url + "/health")
