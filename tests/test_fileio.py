@@ -92,10 +92,15 @@ def test_read_only_folder_is_refused_before_work(tmp_path):
         ro.chmod(0o755)
 
 
-def test_read_only_folder_is_refused_as_root_too(tmp_path, monkeypatch):
-    """os.access is what decides; simulate a read-only mount for root."""
-    monkeypatch.setattr(os, "access", lambda p, m: False)
-    with pytest.raises(OutputPathError, match="is not writable"):
+def test_read_only_mount_is_refused_as_root_too(tmp_path, monkeypatch):
+    """A real probe write decides (os.access says yes to root even on a read-only mount)."""
+    import tempfile
+
+    def read_only(*a, **k):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    with pytest.raises(OutputPathError, match=r"out.jsonl: folder .* is not writable \(Read-only file system\)"):
         check_output(tmp_path / "out.jsonl", overwrite=False)
 
 

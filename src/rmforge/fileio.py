@@ -69,19 +69,24 @@ def temp_dir(dir: str | os.PathLike, prefix: str) -> Path:
     return tmp
 
 
-def _writable_parent(path: Path) -> None:
-    """Create ``path``'s parent folder; an OutputPathError when that is impossible or not writable."""
+def writable_parent(path: str | os.PathLike) -> Path:
+    """Create ``path``'s parent folder and check, by writing, that files can be created there.
+
+    An OutputPathError when the parent is a file, cannot be created or is not writable; returns ``path``.
+    """
+    path = Path(path)
     parent = path.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
+    except (FileExistsError, NotADirectoryError):
         raise OutputPathError(f"cannot write {path}: {_first_file(parent)} is a file, not a folder") from None
-    except NotADirectoryError:
-        raise OutputPathError(f"cannot write {path}: {_first_file(parent)} is a file, not a folder") from None
-    except PermissionError:
-        raise OutputPathError(f"cannot write {path}: no permission to create folder {parent}") from None
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputPathError(f"cannot write {path}: folder {parent} is not writable")
+    except OSError as exc:
+        raise OutputPathError(f"cannot write {path}: cannot create folder {parent} ({exc.strerror})") from None
+    try:  # a real write: os.access says yes to root, on read-only mounts and under some ACLs
+        temp_file(parent, prefix=".rmforge-probe-").unlink()
+    except OSError as exc:
+        raise OutputPathError(f"cannot write {path}: folder {parent} is not writable ({exc.strerror})") from None
+    return path
 
 
 def _first_file(path: Path) -> Path:
@@ -103,7 +108,7 @@ def check_output(path: str | os.PathLike, overwrite: bool) -> Path:
         raise OutputPathError(f"{path} is a folder; give a file path for this output")
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} already exists; pass --overwrite (or overwrite=true) or choose a new path")
-    _writable_parent(path)
+    writable_parent(path)
     return path
 
 
@@ -186,7 +191,7 @@ def check_replaceable(path: str | os.PathLike, overwrite: bool, what: str = "out
 def prepare_output_dir(path: str | os.PathLike, overwrite: bool, what: str = "output folder") -> Path:
     """Create ``path`` (clearing it first when ``overwrite`` allows, see :func:`check_replaceable`) and mark it."""
     path = check_replaceable(path, overwrite, what)
-    _writable_parent(path)
+    writable_parent(path)
     if path.exists() and any(path.iterdir()):
         shutil.rmtree(path)
     path.mkdir(exist_ok=True)
@@ -203,7 +208,7 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = True, what: str = "out
     """
     path = Path(path)
     check_replaceable(path, overwrite, what)
-    _writable_parent(path)
+    writable_parent(path)
     tmp = temp_dir(path.parent, prefix=f".{path.name}.")
     try:
         mark_output_dir(tmp)

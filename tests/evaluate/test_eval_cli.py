@@ -3,7 +3,6 @@ the report's "longer wins" column, rich markup."""
 
 import io
 import json
-import os
 import re
 
 import pytest
@@ -89,13 +88,24 @@ def test_json_output_checked_before_any_work(tmp_path):
 
 
 def test_unwritable_output_folder_fails_before_work(tmp_path, monkeypatch):
+    """A probe write decides (root passes os.access even on read-only mounts): simulate EROFS in ro/."""
+    import tempfile
+
     ro = tmp_path / "ro"
     ro.mkdir()
-    real = os.access
-    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if str(p) == str(ro) else real(p, mode, **kw))
+    real = tempfile.mkstemp
+
+    def mkstemp(*a, dir=None, **kw):
+        if str(dir) == str(ro):
+            raise OSError(30, "Read-only file system")
+        return real(*a, dir=dir, **kw)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
     for flag, target, message in (
-            ("--json", ro / "r.json", f"error: cannot write {ro / 'r.json'}: folder {ro} is not writable"),
-            ("--report", ro / "rep", f"error: cannot write report folder {ro / 'rep'}: folder {ro} is not writable")):
+            ("--json", ro / "r.json", f"error: cannot write {ro / 'r.json'}: folder {ro} is not writable "
+                                      "(Read-only file system)"),
+            ("--report", ro / "rep", f"error: cannot write {ro / 'rep'}: folder {ro} is not writable "
+                                     "(Read-only file system)")):
         result = runner.invoke(app, ["eval", "preference", "no-such-model", "no-data.jsonl", flag, str(target)])
         assert result.exit_code == 1 and "Traceback" not in result.output
         assert flat(result.output) == message

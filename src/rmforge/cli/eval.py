@@ -75,26 +75,12 @@ def check_outputs(json_out: str | None, report: str | None, overwrite: bool) -> 
     """Refuse unusable output paths before any data is read or model loaded: an existing --json file
     without --overwrite, a --json path that is a folder, a non-empty --report folder without --overwrite
     (or one rmforge did not create), and a parent folder that cannot be created or written."""
-    import os
-    from pathlib import Path
-
-    from rmforge.errors import OutputPathError
-    from rmforge.fileio import check_output, check_replaceable
+    from rmforge.fileio import check_output, check_replaceable, writable_parent
 
     if json_out:
         check_output(json_out, overwrite)
     if report:
-        folder = Path(report)
-        check_replaceable(folder, overwrite, "report folder")
-        parent = folder.absolute().parent
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-        except (FileExistsError, NotADirectoryError):
-            raise OutputPathError(f"cannot write report folder {folder}: {parent} is not a folder") from None
-        except PermissionError:
-            raise OutputPathError(f"cannot write report folder {folder}: no permission to create {parent}") from None
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise OutputPathError(f"cannot write report folder {folder}: folder {parent} is not writable")
+        writable_parent(check_replaceable(report, overwrite, "report folder"))
 
 
 def _write_report(folder: str | None, result, overwrite: bool) -> None:
