@@ -228,3 +228,16 @@ def test_train_bt_on_a_generic_file_hints_data_format(tmp_path):
                                               "rejected": "\n\nHuman: hi\n\nAssistant: b"}])
     res = invoke("train", "bt", f"data.train={hh}", f"output_dir={tmp_path / 'run'}")
     assert "pass data.format=hh-rlhf (one of:" in res.stderr
+
+
+def test_build_summary_keeps_square_brackets_and_refuses_foreign_folder(tmp_path):
+    path = recipe(tmp_path, PAIRS, "name: '[red]demo[/red]'\n")
+    res = invoke("data", "build", path)
+    assert res.exit_code == 0, res.output
+    assert "[red]demo[/red]" in res.output  # rich markup used to swallow it
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep")
+    res = invoke("data", "build", path, f"output_dir={foreign}", "--overwrite")
+    assert res.exit_code == 1 and "rmforge did not create it" in res.output
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]

@@ -150,21 +150,24 @@ def _progress(items, desc: str):
 
 
 def _print_summary(console, cfg: DataRecipe, summary: dict) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"rmforge data build: {cfg.name}", show_lines=False)
+    table = Table(title=escape(f"rmforge data build: {cfg.name}"), show_lines=False)
     table.add_column("stage")
     table.add_column("rows", justify="right")
     table.add_column("details")
     for item in summary["loaded"]:
-        table.add_row("load", str(item["samples"]), f"{item['source']} ({item['converter']})")
+        table.add_row("load", str(item["samples"]), escape(f"{item['source']} ({item['converter']})"))
     for step in summary["steps"]:
         counts = ", ".join(f"{k}: {v}" for k, v in step.get("counts", {}).items())
-        table.add_row(step.get("step", "step"), f"{step.get('rows_in')} -> {step.get('rows_out')}", counts)
+        table.add_row(escape(str(step.get("step", "step"))), f"{step.get('rows_in')} -> {step.get('rows_out')}",
+                      escape(counts))
     table.add_row("split", str(sum(summary["splits"].values())),
                   ", ".join(f"{k}: {v}" for k, v in summary["splits"].items()))
     for exp in summary["exports"]:
         skipped = ", ".join(f"{k}: {v}" for k, v in exp["skipped"].items())
-        table.add_row(f"export {exp['to']}", str(exp["rows"]), exp["path"] + (f" (skipped {skipped})" if skipped else ""))
+        table.add_row(f"export {exp['to']}", str(exp["rows"]),
+                      escape(exp["path"] + (f" (skipped {skipped})" if skipped else "")))
     console.print(table)
-    console.print(f"wrote {cfg.output_dir}")
+    console.print(f"wrote {escape(str(cfg.output_dir))}")
