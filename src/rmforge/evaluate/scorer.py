@@ -193,7 +193,7 @@ def load_scorer(model: str | os.PathLike, *, max_length: int | None = None, batc
     ``precision``: fp32, bf16 or fp16 autocast; ``device``: default cuda when available, else cpu;
     ``progress``: show scoring progress on stderr (:class:`ScoringProgress`).
     """
-    from rmforge.train.modeling import load_reward_model
+    from rmforge.train.modeling import load_reward_model, model_load_error
 
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, not '{precision}'")
@@ -210,7 +210,7 @@ def load_scorer(model: str | os.PathLike, *, max_length: int | None = None, batc
         except RmforgeError:
             raise
         except Exception as exc:  # noqa: BLE001 - safetensors/transformers raise many types; one line for the user
-            raise _load_error(name, exc) from None
+            raise model_load_error(name, exc) from None
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     net = loaded.model.to(dev).eval()
     check_finite_weights(name, net)  # on the device: one pass over the weights, fast on a GPU
@@ -255,15 +255,6 @@ def read_manifest(path: str | os.PathLike) -> dict:
     if not isinstance(manifest.get("encoding"), dict):
         raise ModelLoadError(f"{path}: the manifest has no 'encoding' section (not an rmforge run directory?)")
     return manifest
-
-
-def _load_error(name: str, exc: Exception) -> ModelLoadError:
-    """One-line error for a model whose files cannot be loaded."""
-    msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    if type(exc).__name__ == "SafetensorError" or "safetensors" in type(exc).__module__:
-        return ModelLoadError(f"{name}: cannot read the model weights (model.safetensors: {msg}): the file may "
-                              f"be truncated or corrupted")
-    return ModelLoadError(f"cannot load model '{name}': {type(exc).__name__}: {msg}")
 
 
 def _num_labels(name: str) -> int:

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rmforge.errors import ConfigError, RmforgeError
+from rmforge.errors import ConfigError, ModelLoadError, RmforgeError
 from rmforge.models import resolve_model
 
 logger = logging.getLogger("rmforge.train")
@@ -126,7 +126,7 @@ def load_reward_model(name_or_path: str, *, num_labels: int = 1, head_init_std: 
                 trust_remote_code=trust_remote_code)
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, KeyError, SafetensorError) as exc:  # a truncated or corrupted weights file too
-        raise RmforgeError(f"cannot load '{name_or_path}' ({path}) as a reward model: {exc}") from None
+        raise model_load_error(name_or_path, exc) from None
     info = LoadInfo(source=path, architecture=type(model).__name__, dropout=dropout)
     set_module_dropout(model, dropout)
     _init_head(model, loading, head_init_std, info)
@@ -284,3 +284,12 @@ def _add_pad(model: nn.Module, tokenizer: Any) -> None:
         weight = emb.weight
         rest = torch.cat([weight[:new_id], weight[new_id + 1:]])
         weight[new_id] = rest.float().mean(0).to(weight.dtype)
+
+
+def model_load_error(name: str, exc: Exception) -> ModelLoadError:
+    """One-line error for a model whose files cannot be loaded (a truncated or corrupted weights file too)."""
+    msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if type(exc).__name__ == "SafetensorError" or "safetensors" in type(exc).__module__:
+        return ModelLoadError(f"{name}: cannot read the model weights (model.safetensors: {msg}): the file may "
+                              f"be truncated or corrupted")
+    return ModelLoadError(f"cannot load model '{name}': {type(exc).__name__}: {msg}")
