@@ -190,3 +190,37 @@ def test_rendered_string_prompt_is_not_templated_twice(decoders):
     want = grader(prompts=[conv, [conv[1]]], completions=[[{"role": "assistant", "content": "Mix flour and water."}]] * 2,
                   completion_ids=[[1], [1]])
     assert got == pytest.approx(want, abs=1e-5)
+
+
+def _run_copy(run_dir, dest, edit):
+    import shutil
+
+    shutil.copytree(run_dir, dest)
+    edit(dest / "manifest.json")
+    return dest
+
+
+def test_normalize_on_a_run_without_validation_data_says_why(run_dir, tmp_path):
+    import json
+
+    from rmforge.errors import RmforgeError
+    from rmforge.serve import RewardModelGrader
+
+    def no_validation(path):
+        manifest = json.loads(path.read_text())
+        manifest["normalization"] = {"source": "none", "reason": "no validation data"}
+        path.write_text(json.dumps(manifest))
+
+    run = _run_copy(run_dir, tmp_path / "noval", no_validation)
+    with pytest.raises(RmforgeError, match="cannot normalize: the run was trained without validation data, "
+                                           "so it has no reward mean and std"):
+        RewardModelGrader(str(run), normalize=True)
+
+
+def test_corrupted_manifest_is_a_one_line_error_in_serve(run_dir, tmp_path):
+    from rmforge.errors import ModelLoadError
+    from rmforge.serve.backend import ScalarBackend
+
+    run = _run_copy(run_dir, tmp_path / "broken", lambda p: p.write_text('{"encoding": '))
+    with pytest.raises(ModelLoadError, match=r"manifest.json: corrupted run manifest: invalid JSON at line 1"):
+        ScalarBackend.load(str(run))

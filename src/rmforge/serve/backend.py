@@ -23,13 +23,12 @@ Text-pair encoders (BERT/MiniLM) cannot split a rendered text: with the prompt t
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from rmforge.data.schema import Message, Sample
-from rmforge.evaluate.scorer import Scorer, find_manifest, load_scorer
+from rmforge.evaluate.scorer import Scorer, find_manifest, load_scorer, read_manifest
 from rmforge.train.tokenize import RESPONSE_TOO_LONG, TOO_LONG, EncodedSample
 
 
@@ -85,7 +84,7 @@ class ScalarBackend:
     def load(cls, model: str, **scorer_kw: Any) -> "ScalarBackend":
         """Load a run directory, model folder or embedded name (``load_scorer`` options)."""
         path = find_manifest(str(model))
-        manifest = json.loads(path.read_text(encoding="utf-8")) if path else None
+        manifest = read_manifest(path) if path else None  # a corrupted manifest is a one-line error
         return cls(load_scorer(model, **scorer_kw), manifest)
 
     @property

@@ -74,8 +74,11 @@ class RewardModelGrader:
                 loader = JudgeBackend if detect_kind(str(model)) == "judge" else ScalarBackend
                 self._backend = loader.load(str(model), **load_kw)
             if normalize and self._backend.normalization is None:
-                raise RmforgeError(f"{self._backend.name}: normalize=True needs an rmforge run directory "
-                                   "(its manifest holds the mean and std)")
+                norm = (getattr(self._backend, "manifest", None) or {}).get("normalization") or {}
+                why = ("the run was trained without validation data, so it has no reward mean and std"
+                       if norm.get("source") == "none" else
+                       "it needs an rmforge run directory (its manifest holds the validation reward mean and std)")
+                raise RmforgeError(f"{self._backend.name}: cannot normalize: {why}")
 
     def raw_scores(self, prompts: Sequence[Conv], responses: Sequence[Conv]) -> list[float]:
         """Raw rewards (no normalisation)."""
