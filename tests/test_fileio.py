@@ -172,3 +172,17 @@ def test_text_reader_drops_bom(tmp_path):
     p.write_bytes(b"\xef\xbb\xbf{\"a\": 1}\n")
     with open(p, "rb") as fh:
         assert text_reader(fh).read() == '{"a": 1}\n'
+
+
+def test_atomic_dir_normalises_private_files_and_keeps_executables(tmp_path, umask022):
+    with atomic_dir(tmp_path / "model") as tmp:
+        weights = tmp / "model.safetensors"
+        weights.write_bytes(b"w")
+        weights.chmod(0o600)  # what save_pretrained leaves
+        (tmp / "sub").mkdir(mode=0o700)
+        launch = tmp / "launch.sh"
+        launch.write_text("#!/bin/sh\n")
+        launch.chmod(0o700)
+    assert mode(tmp_path / "model" / "model.safetensors") == 0o644
+    assert mode(tmp_path / "model" / "sub") == 0o755
+    assert mode(tmp_path / "model" / "launch.sh") == 0o755

@@ -54,6 +54,19 @@ def normal_mode(path: str | os.PathLike, is_dir: bool | None = None) -> None:
     os.chmod(path, (0o777 if is_dir else 0o666) & ~umask())
 
 
+def normal_modes(folder: str | os.PathLike) -> None:
+    """Umask permissions for ``folder`` and everything under it (``save_pretrained`` writes weights 0600);
+    executable files (a job's ``launch.sh``) stay executable."""
+    mask = umask()
+    for path in [Path(folder), *Path(folder).rglob("*")]:
+        if path.is_symlink():
+            continue
+        if path.is_dir() or path.stat().st_mode & 0o111:
+            os.chmod(path, 0o777 & ~mask)
+        else:
+            os.chmod(path, 0o666 & ~mask)
+
+
 def temp_file(dir: str | os.PathLike, prefix: str, suffix: str = ".tmp") -> Path:
     """An empty temporary file in ``dir`` with normal permissions (``mkstemp`` makes 0600)."""
     fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=dir)
@@ -213,6 +226,7 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = True, what: str = "out
     try:
         mark_output_dir(tmp)
         yield tmp
+        normal_modes(tmp)
         if path.exists():
             check_replaceable(path, overwrite, what)
             old = temp_dir(path.parent, prefix=f".{path.name}.old-")

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rmforge.errors import RmforgeError
+from rmforge.fileio import temp_dir
 
 logger = logging.getLogger("rmforge.models")
 
@@ -207,10 +208,7 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
                 shutil.rmtree(stale, ignore_errors=True)
         t0 = time.perf_counter()
         logger.warning("converting %s to a Hugging Face folder in %s (once; about 20-30 s)", gguf.name, target)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the cache should look like any folder
+        tmp = temp_dir(target.parent, prefix=f".{target.name}.tmp-")  # umask permissions, as any folder
         try:
             _convert_into(gguf, tmp)
             (tmp / MARKER).write_text(json.dumps(_fingerprint(gguf), indent=1))

@@ -28,7 +28,7 @@ from rmforge.fileio import (
     check_replaceable,
     is_rmforge_output,
     mark_output_dir,
-    normal_mode,
+    normal_modes,
     prepare_output_dir,
     temp_dir,
 )
@@ -206,12 +206,6 @@ def save_final(out: Path, model, tokenizer, config_yaml: str, manifest: dict) ->
         write_json_atomic(out / "manifest.json", manifest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def normal_modes(folder: Path) -> None:
-    """Umask permissions for everything under ``folder`` (``save_pretrained`` writes weights 0600)."""
-    for path in folder.rglob("*"):
-        normal_mode(path)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
