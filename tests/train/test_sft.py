@@ -167,3 +167,18 @@ def test_sft_bad_data(tmp_path, tiny):
     with pytest.raises(DataError, match=r"bad.jsonl, line 1: SFT needs 'messages' rows"):
         train_sft(cfg)
     assert not (tmp_path / "run").exists()
+
+
+def test_sft_stops_on_a_non_finite_loss(tmp_path, tiny):
+    from rmforge.errors import NonFiniteLossError
+
+    data = _judge_rows(tmp_path / "judge.jsonl", 16)
+    cfg = load_config(None, [f"model={tiny}", f"data.train={data}", f"output_dir={tmp_path / 'run'}",
+                             "train.max_steps=6", "train.batch_size=4", "train.lr=1e30", "train.max_grad_norm=null",
+                             "logging.progress=false", "train.precision=fp32", "seed=3"], cls=SFTConfig)
+    with pytest.raises(NonFiniteLossError, match=r"training stopped at step \d of 6: the loss is nan \(not finite\), "
+                                                  r"so no model was saved from this state\. Try: lower train\.lr"):
+        train_sft(cfg)
+    assert not (tmp_path / "run" / "manifest.json").exists()
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+    assert any(r.get("event") == "non_finite_loss" for r in read_metrics(tmp_path / "run"))

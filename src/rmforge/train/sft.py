@@ -198,6 +198,7 @@ def train_sft(cfg: SFTConfig, console=None) -> dict:
     from rmforge.judge.lm import load_causal_lm
     from rmforge.train.engine import Engine, lr_scheduler
     from rmforge.train.sampler import epoch_batches, split_micro
+    from rmforge.train.selection import check_finite_loss
     from rmforge.train.trainer import adamw, optimizer_step, param_groups, progress_bar, report_data
 
     if not cfg.data.train:
@@ -230,7 +231,9 @@ def train_sft(cfg: SFTConfig, console=None) -> dict:
         state = ckpt_io.load_checkpoint(resume_from, model, optimizer, scheduler)
     model, optimizer = engine.prepare(model, optimizer)
     model.train()
-    log = MetricsLog(out, cfg.logging.report_to, resume_step=state["step"] if resume_from is not None else None)
+    log = MetricsLog(out, cfg.logging.report_to, resume_step=state["step"] if resume_from is not None else None,
+                     config=cfg.model_dump(mode="json"), project=cfg.logging.project,
+                     tracker_options=cfg.logging.tracker_options)
     (out / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
     log.write({"event": "start", "step": state["step"], "total_steps": total, "data": stats,
                "precision": engine.precision, "packing": cfg.packing,
@@ -245,6 +248,7 @@ def train_sft(cfg: SFTConfig, console=None) -> dict:
         for bi in range(state["batch_in_epoch"], len(batches)):
             items = [train[i] for i in batches[bi]]
             n_tokens = sum(sum(e.loss_mask[1:]) for e in items)
+            bad_loss = None
             for part in split_micro(list(range(len(items))), micro):
                 chunk = [items[i] for i in part]
                 batch = packed_batch(engine.unwrap(model), chunk, tok.pad_token_id, cfg.max_length) if cfg.packing \
@@ -252,8 +256,12 @@ def train_sft(cfg: SFTConfig, console=None) -> dict:
                 with engine.autocast():
                     loss_sum, _ = token_loss_sum(model, batch, engine.device)
                 engine.backward(loss_sum / max(n_tokens, 1))
-                window["loss"] += float(loss_sum.detach())
+                part_loss = float(loss_sum.detach())
+                if bad_loss is None and not math.isfinite(part_loss):
+                    bad_loss = part_loss / max(n_tokens, 1)
+                window["loss"] += part_loss
             window["tokens"] += n_tokens
+            check_finite_loss(engine, cfg, bad_loss, state["step"] + 1, total, out, log)
             grad_norm = optimizer_step(engine, model, optimizer, scheduler, opt.max_grad_norm, state, bi)
             bar.update(1)
             step = state["step"]
