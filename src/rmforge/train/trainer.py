@@ -22,7 +22,7 @@ from rmforge.train import checkpoint as ckpt_io
 from rmforge.train.attention import attn_implementation, resolve_packing, use_flex_attention
 from rmforge.train.batching import batch_order, collate, length_buckets, packed_batch, plain_rows
 from rmforge.train.config import TrainBase
-from rmforge.train.engine import Engine
+from rmforge.train.engine import Engine, lr_scheduler
 from rmforge.train.losses import pairwise_loss, plackett_luce_loss, regression_loss
 from rmforge.train.metrics import MetricsLog, Window, check_trackers, peak_memory_mb
 from rmforge.train.packing import any_worth_sharing, doc_tokens, packed_outputs
@@ -224,10 +224,7 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
     steps_per_epoch = len(epoch_batches(lengths, opt.batch_size, cfg.seed, 0, opt.length_grouping, keys))
     total = opt.max_steps if opt.max_steps > 0 else math.ceil(opt.epochs * steps_per_epoch)
     optimizer = adamw(param_groups(model, opt.weight_decay), opt.lr, opt.betas)
-    from transformers import get_scheduler
-
-    scheduler = get_scheduler(opt.scheduler, optimizer, num_warmup_steps=int(opt.warmup_ratio * total),
-                              num_training_steps=total)
+    scheduler = lr_scheduler(opt.scheduler, optimizer, int(opt.warmup_ratio * total), total)
     state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "best_loss": None, "best_step": None,
              "bad_evals": 0}
     if resume_from is not None:
