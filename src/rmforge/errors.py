@@ -12,7 +12,7 @@ class RmforgeError(Exception):
 class ConfigError(RmforgeError):
     """Invalid configuration: unknown key, wrong type, bad override."""
 
-    exit_code = 2
+    exit_code = 1
 
 
 class DataError(RmforgeError):

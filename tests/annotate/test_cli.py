@@ -53,7 +53,7 @@ def test_missing_connection_and_bad_options(assets, tmp_path, monkeypatch):
     code, out = invoke("pull", "--project", "x", "--out", "o.jsonl")
     assert code == 1 and "no Label Studio server given" in out
     code, out = invoke("push", str(assets / "annotate" / "pairs.jsonl"), "--project", "x", "--kind", "pairs")
-    assert code == 2 and "--kind must be one of pairwise, pointwise, ranking (got 'pairs')" in out
+    assert code == 1 and "--kind must be one of pairwise, pointwise, ranking (got 'pairs')" in out
 
 
 def test_server_without_label_studio(tmp_path, monkeypatch):

@@ -29,10 +29,10 @@ def raising(exc):
 
 @pytest.mark.parametrize("exc, code, line", [
     (RmforgeError("plain"), 1, "error: plain"),
-    (ConfigError("a.yaml: seed: bad"), 2, "error: a.yaml: seed: bad"),
+    (ConfigError("a.yaml: seed: bad"), 1, "error: a.yaml: seed: bad"),
     (DataError("bad", file="d.jsonl", line=3, field="chosen"), 1, "error: d.jsonl, line 3, field 'chosen': bad"),
     (OutputPathError("out is a folder"), 1, "error: out is a folder"),
-    (ConfigError("first\nsecond\n\nthird"), 2, "error: first; second; third"),  # always one line
+    (ConfigError("first\nsecond\n\nthird"), 1, "error: first; second; third"),  # always one line
     (DataError("unknown subset '[chat]' in [bold]x[/bold]"), 1, "error: unknown subset '[chat]' in [bold]x[/bold]"),
     (PermissionError(errno.EACCES, "Permission denied", "/ro/out.jsonl"), 1,
      "error: /ro/out.jsonl: permission denied (Permission denied)"),

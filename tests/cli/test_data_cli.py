@@ -136,7 +136,7 @@ def test_build_failing_validation_writes_nothing(tmp_path):
 def test_build_unknown_key_suggests(tmp_path):
     path = recipe(tmp_path, PAIRS)
     res = invoke("data", "build", path, "splitt.seed=3")
-    assert res.exit_code == 2 and "did you mean 'split'" in res.output
+    assert res.exit_code == 1 and "did you mean 'split'" in res.output
 
 
 def test_converters_listed():

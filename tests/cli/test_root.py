@@ -25,11 +25,11 @@ def test_config_show_resolves_overrides(tmp_path):
     assert "output_dir: out/data" in result.output  # defaults are filled in
 
 
-def test_config_show_unknown_key_exit_2(tmp_path):
+def test_config_show_unknown_key_exit_1(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("kind: data\nsources: [{path: x.jsonl}]\n")
     result = runner.invoke(app, ["config", "show", str(recipe), "sed=7"])
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "unknown key 'sed'; did you mean 'seed'?" in result.output
 
 

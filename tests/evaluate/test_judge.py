@@ -92,7 +92,7 @@ def test_cli_eval_judge_json_and_bad_mode(tmp_path, tiny):
     proc = subprocess.run(cmd + ["mode=pointwise"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and "holds pairwise judge rows, but mode=pointwise" in proc.stderr
     proc = subprocess.run(cmd + ["mood=pairwise"], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2 and "unknown option(s) mood" in proc.stderr
+    assert proc.returncode == 1 and "unknown option(s) mood" in proc.stderr
 
 
 def _judge_result(path, mode, correct, groups, model):

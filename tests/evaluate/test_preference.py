@@ -209,7 +209,7 @@ def test_cli(root, tmp_path):
     assert data["n"] == 20 and data["ci_low"] <= data["accuracy"] <= data["ci_high"]
     assert data["baseline"]["scorer"]["head_initialised"] and "baseline accuracy:" in res.output
     bad = CliRunner().invoke(app, ["preference", str(root / "run"), str(root / "test.jsonl"), "--group-by", "x"])
-    assert bad.exit_code == 2 and "group-by" in bad.output
+    assert bad.exit_code == 1 and "group-by" in bad.output
     missing = CliRunner().invoke(app, ["preference", str(root / "run"), str(tmp_path / "nope.jsonl")])
     assert missing.exit_code == 1 and "not found" in missing.output
 

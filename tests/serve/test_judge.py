@@ -287,7 +287,7 @@ def test_cli_judge_options_refused(tiny, extra, message):
     from rmforge.cli import app
 
     result = CliRunner().invoke(app, ["serve", str(tiny), "--no-auth", *extra])
-    assert result.exit_code == 2 and message in result.output, result.output
+    assert result.exit_code == 1 and message in result.output, result.output
 
 
 def test_a_job_that_cannot_be_encoded_never_reaches_the_shared_generation(tok):

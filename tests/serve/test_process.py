@@ -132,7 +132,7 @@ def test_graceful_shutdown_finishes_in_flight(run_dir, serve_process):
 def test_cli_refuses_unsafe_or_unknown(argv, message, monkeypatch):
     monkeypatch.delenv("RMFORGE_SERVE_TOKEN", raising=False)
     result = CliRunner().invoke(app, argv)
-    assert result.exit_code == 2 and message in result.output, result.output
+    assert result.exit_code == 1 and message in result.output, result.output
 
 
 def test_cli_refuses_a_corrupted_model(nan_run_dir):
