@@ -11,7 +11,7 @@ import torch
 from rmforge.config import load_config
 from rmforge.data.demo import generate_demo
 from rmforge.data.io import write_samples
-from rmforge.errors import RmforgeError
+from rmforge.errors import ConfigError, RmforgeError
 from rmforge.train.config import BTConfig
 from rmforge.train.metrics import read_metrics
 from rmforge.train.tiny import tiny_model
@@ -81,6 +81,19 @@ def test_micro_batching_does_not_change_results(setup, tmp_path):
     assert losses(tmp_path / "b") == pytest.approx(losses(tmp_path / "a"), abs=1e-5)
 
 
+CPU_ONLY = {"CUDA_VISIBLE_DEVICES": ""}  # the gloo/CPU path CI runs, also on a one-GPU machine
+
+
+def test_nproc_beyond_visible_gpus_is_refused():
+    from rmforge.cli.train import check_nproc
+
+    check_nproc(2, 0)  # no GPU: gloo on the CPU
+    check_nproc(2, 2)
+    with pytest.raises(ConfigError, match=r"launcher.nproc=2 but only 1 GPU\(s\) are visible: set "
+                                          r"launcher.nproc<=1, or hide the GPUs \(CUDA_VISIBLE_DEVICES=\)"):
+        check_nproc(2, 1)
+
+
 def _run(args, env=None):
     return subprocess.run([sys.executable, "-m", "rmforge", "train", "bt", *map(str, args)], capture_output=True,
                           text=True, env={**os.environ, **(env or {})}, timeout=300)
@@ -110,7 +123,7 @@ def test_resume_after_sigkill_matches_uninterrupted(setup, tmp_path):
 @pytest.mark.slow
 def test_two_process_ddp_matches_single_process(setup, tmp_path):
     args = [a for a in base_args(setup, tmp_path / "ddp", steps=4) if not a.startswith("checkpoint")]
-    ddp = _run(args + ["launcher.nproc=2", "train.batch_size=8"])
+    ddp = _run(args + ["launcher.nproc=2", "train.batch_size=8"], env=CPU_ONLY)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     single = _run([a.replace("/ddp", "/single") for a in args] + ["train.batch_size=8"])
     assert single.returncode == 0
@@ -314,7 +327,7 @@ def test_two_process_early_stop_stops_every_rank(setup, tmp_path):
     (before, rank 1 kept training and the run hung in the next all-reduce)."""
     args = [a for a in base_args(setup, tmp_path / "ddp", steps=8) if not a.startswith("checkpoint")]
     ddp = _run(args + ["launcher.nproc=2", "train.batch_size=8", "eval.every_steps=1",
-                       "eval.early_stopping_patience=1"])
+                       "eval.early_stopping_patience=1"], env=CPU_ONLY)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     rows = read_metrics(tmp_path / "ddp")
     assert [r["step"] for r in rows if r.get("event") == "early_stop"] == [5]

@@ -25,6 +25,7 @@ def relaunch(launcher, argv: list[str]) -> bool:
 
     if launcher.nproc <= 1 and launcher.nnodes <= 1 or "LOCAL_RANK" in os.environ:
         return False
+    check_nproc(launcher.nproc, _visible_gpus())
     port = launcher.master_port or _free_port()
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={launcher.nproc}",
            f"--nnodes={launcher.nnodes}", f"--node_rank={launcher.node_rank}",
@@ -36,6 +37,22 @@ def relaunch(launcher, argv: list[str]) -> bool:
     if code:
         raise typer.Exit(code)
     return True
+
+
+def _visible_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def check_nproc(nproc: int, gpus: int) -> None:
+    """One process per GPU: more processes than visible GPUs is refused here, not left to a NCCL crash.
+    Without GPUs the processes train on the CPU over gloo."""
+    from rmforge.errors import ConfigError
+
+    if gpus and nproc > gpus:
+        raise ConfigError(f"launcher.nproc={nproc} but only {gpus} GPU(s) are visible: set launcher.nproc<={gpus}, "
+                          "or hide the GPUs (CUDA_VISIBLE_DEVICES=) to run the processes on the CPU with gloo")
 
 
 def _free_port() -> int:
