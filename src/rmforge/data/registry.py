@@ -32,6 +32,8 @@ class ConvertContext:
     """Field mapping: canonical/expected field name -> column name in this source."""
     options: dict[str, Any] = field(default_factory=dict)
     """Converter-specific options (e.g. ``both_orders`` for helpsteer2-pairwise)."""
+    file: str | None = None
+    """Name of the source file (e.g. RM-Bench's per-domain files carry the domain only in their name)."""
 
     def get(self, record: dict, name: str, required: bool = True, default: Any = None) -> Any:
         """Field ``name`` of ``record`` through the mapping; FieldError when required and missing."""
@@ -131,7 +133,8 @@ def convert_records(records: Iterable[tuple[dict, int]], converter: str | Conver
 
     conv = get_converter(converter) if isinstance(converter, str) else converter
     for record, row in records:
-        ctx = ConvertContext(row=row, source=source or conv.name, fields=dict(fields or {}), options=dict(options or {}))
+        ctx = ConvertContext(row=row, source=source or conv.name, fields=dict(fields or {}), options=dict(options or {}),
+                             file=file)
         try:
             out = conv.fn(record, ctx)
         except DataError as exc:

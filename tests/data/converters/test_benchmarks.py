@@ -118,3 +118,18 @@ def test_real_rm_bench(shared_data, convert, domain, rows):
     samples = convert("rm-bench", shared_data / f"bench/rm-bench/{domain}_filtered.json.gz", options={"domain": domain})
     assert len(samples) == rows and len({s.id for s in samples}) == rows
     assert all(s.subset == domain and len(s.candidates) == 6 and s.ranks == [1, 1, 1, 2, 2, 2] for s in samples)
+
+
+@pytest.mark.parametrize("name, domain", [("math_filtered.json", "math"), ("code_filtered.json.gz", "code"),
+                                          ("safety-refuse_filtered.json", "safety-refuse"), ("rmb.json", None)])
+def test_rm_bench_domain_from_the_upstream_file_name(tmp_path, convert, name, domain):
+    """The per-domain files name their domain only in the file name (math's subset names are unknown here)."""
+    import gzip
+
+    rows = json.dumps([{"id": 3, "subset": "mystery", "prompt": "p", "chosen": ["a", "b", "c"],
+                        "rejected": ["d", "e", "f"]}])
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(rows.encode()) if name.endswith(".gz") else rows.encode())
+    (s,) = convert("rm-bench", path)
+    assert s.subset == (domain or "mystery") and s.category == "mystery"
+    assert s.id == (f"rm-bench-{domain}-3" if domain else "rm-bench-3")

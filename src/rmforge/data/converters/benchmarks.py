@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import re
+
 from rmforge.data.converters._common import (as_str_list, ask, column, extras, get_str, opt_id, reply, sample_id,
                                              source_name)
 from rmforge.data.registry import ConvertContext, register_converter
@@ -37,6 +39,15 @@ RM_BENCH_SUBSET_DOMAIN = {
 }
 """The ``subset`` values of THU-KEG/RM-Bench's per-domain files (commit 73c52d7) -> the file's domain.
 The math file (``math_filtered.json``) was not available to check: give its domain explicitly."""
+
+
+def rm_bench_domain_of_file(path: str | None) -> str | None:
+    """The domain named by an upstream per-domain file name (``chat_filtered.json[.gz]`` -> chat)."""
+    if not path:
+        return None
+    stem = re.split(r"[\\/]", str(path))[-1].lower().split(".")[0]
+    head = stem.removesuffix("_filtered")
+    return head if head in RM_BENCH_DOMAIN_NAMES else None
 
 
 def rm_bench_domain_of(name: str | None) -> str | None:
@@ -90,7 +101,8 @@ def convert_rm_bench(record: dict, ctx: ConvertContext) -> Sample:
 
     The domain (chat, code, math, safety-refuse, safety-response) is not in the per-domain files,
     whose ``subset`` is the source (``alpacaeval``, ...): it is ``options={"domain": ...}``, else the
-    record's ``domain`` field (``total_dataset.json``), else the domain of a known upstream subset
+    record's ``domain`` field (``total_dataset.json``), else the domain in the upstream file name
+    (``math_filtered.json`` -> math), else the domain of a known upstream subset
     (:data:`RM_BENCH_SUBSET_DOMAIN`). ``subset`` is the domain when known (else the upstream subset);
     ``category`` is the upstream subset. Ids repeat across domains, so the domain is part of the id.
     """
@@ -98,7 +110,7 @@ def convert_rm_bench(record: dict, ctx: ConvertContext) -> Sample:
     rejected = as_str_list(ctx.get(record, "rejected"), column(ctx, "rejected"), len(RM_BENCH_STYLES))
     upstream_subset = get_str(record, ctx, "subset", required=False)
     domain = (ctx.options.get("domain") or get_str(record, ctx, "domain", required=False)
-              or rm_bench_domain_of(upstream_subset))
+              or rm_bench_domain_of_file(ctx.file) or rm_bench_domain_of(upstream_subset))
     meta = extras(record, ctx, ("id", "prompt", "chosen", "rejected", "subset", "domain"))
     if domain:
         meta["domain"] = domain
