@@ -86,3 +86,39 @@ def test_missing_backend_is_a_clear_error(tmp_path):
     with pytest.raises(RmforgeError, match="logging.report_to has wandb but its package is missing: pip install wandb"):
         MetricsLog(tmp_path, ["wandb"])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_resume_drops_a_line_cut_short_by_a_kill(tmp_path):
+    """A kill -9 in the middle of a write leaves half a JSON line: resuming drops it (it used to raise a
+    JSONDecodeError traceback) and keeps the rows up to the checkpoint."""
+    log = MetricsLog(tmp_path, ["jsonl"])
+    for step in range(1, 5):
+        log.write({"step": step, "loss": float(step)})
+    log.close()
+    with open(tmp_path / "metrics.jsonl", "a", encoding="utf-8") as fh:
+        fh.write('{"step": 5, "lo')
+    MetricsLog(tmp_path, ["jsonl"], resume_step=3).close()
+    assert [r["step"] for r in read_metrics(tmp_path)] == [1, 2, 3]
+
+
+def test_resumed_tensorboard_does_not_show_steps_twice(tmp_path):
+    """The interrupted run logged steps 1-4 to TensorBoard, the resumed run (checkpoint at step 2) logs 3-5:
+    TensorBoard shows each step once, the resumed run's values (before: 3 and 4 twice, both runs' values)."""
+    pytest.importorskip("tensorboard")
+    import time
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    log = MetricsLog(tmp_path, ["tensorboard"])
+    for step in range(1, 5):
+        log.write({"step": step, "loss": float(step)})
+    log.close()
+    time.sleep(1.1)  # TensorBoard names event files by the second
+    log = MetricsLog(tmp_path, ["tensorboard"], resume_step=2)
+    for step in range(3, 6):
+        log.write({"step": step, "loss": 10.0 + step})
+    log.close()
+    acc = EventAccumulator(str(tmp_path / "trackers" / "rmforge"))
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("loss")] == [(1, 1.0), (2, 2.0), (3, 13.0), (4, 14.0), (5, 15.0)]
+    assert [r["step"] for r in read_metrics(tmp_path)] == [1, 2, 3, 4, 5]

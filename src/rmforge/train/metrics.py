@@ -64,11 +64,10 @@ class MetricsLog:
             return
         path = out / "metrics.jsonl"
         if resume_step is not None and path.exists():  # drop rows logged after the checkpoint we resume from
-            keep = [line for line in path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= resume_step]
+            keep = [line for line in path.read_text().splitlines() if _step_of(line, resume_step) <= resume_step]
             path.write_text("".join(line + "\n" for line in keep))
         names = [n for n in report_to if n not in ("jsonl", "none")]
-        self.trackers = start_trackers(names, out, project, config, tracker_options or {})
+        self.trackers = start_trackers(names, out, project, config, tracker_options or {}, resume_step)
         self.fh = open(path, "a", encoding="utf-8")
 
     def write(self, row: dict) -> None:
@@ -96,10 +95,12 @@ class MetricsLog:
 
 
 def start_trackers(names: list[str], out: Path, project: str = "rmforge", config: dict | None = None,
-                   options: dict | None = None) -> list:
+                   options: dict | None = None, resume_step: int | None = None) -> list:
     """Accelerate trackers built and started the way ``Accelerator.init_trackers(project, config,
     init_kwargs=options)`` does, with logging_dir RUN_DIR/trackers. Local files default into the run
-    folder (W&B ``dir``, dvclive ``dir``); ``options`` override. ConfigError for an unknown name, a clear
+    folder (W&B ``dir``, dvclive ``dir``); ``options`` override. A run resumed from step ``resume_step``
+    starts TensorBoard with ``purge_step=resume_step + 1``, so the steps logged after that checkpoint
+    by the interrupted run are hidden, not shown twice. ConfigError for an unknown name, a clear
     RmforgeError for a tracker whose package is missing."""
     if not names:
         return []
@@ -109,6 +110,8 @@ def start_trackers(names: list[str], out: Path, project: str = "rmforge", config
     logging_dir = out / "trackers"
     defaults = {"wandb": {"dir": str(out), "name": out.name}, "mlflow": {"run_name": out.name},
                 "dvclive": {"dir": str(logging_dir / "dvclive")}}
+    if resume_step is not None:
+        defaults["tensorboard"] = {"purge_step": resume_step + 1}
     trackers = []
     for name in names:
         cls = LOGGER_TYPE_TO_CLASS[name]
@@ -162,6 +165,16 @@ def flat_config(config: dict, prefix: str = "") -> dict:
         elif value is not None:
             flat[name] = json.dumps(value, default=str)
     return flat
+
+
+def _step_of(line: str, resume_step: int) -> float:
+    """The ``step`` of a metrics.jsonl line (0 when it has none); a blank or unreadable line, such as
+    one cut short when the process was killed mid-write, counts as after ``resume_step`` (it is dropped)."""
+    try:
+        row = json.loads(line)
+        return float(row.get("step", 0)) if isinstance(row, dict) else resume_step + 1
+    except (ValueError, TypeError):
+        return resume_step + 1
 
 
 def _jsonable(value):
