@@ -276,3 +276,19 @@ def test_report_to_reaches_trl_and_keeps_metrics_jsonl(tmp_path, warm):
         train_judge(load_config(None, base + ["output_dir=" + str(tmp_path / "opts"), "logging.report_to=[tensorboard]",
                                               "logging.tracker_options={tensorboard: {flush_secs: 1}}"], cls=JudgeConfig))
     assert not (tmp_path / "opts").exists()
+
+
+def test_failed_judge_run_leaves_no_run_folder(tmp_path):
+    """train judge creates its run folder only after the model loads (a model that cannot load used to leave an
+    empty folder); a non-empty folder without overwrite is still refused before the model is loaded."""
+    pytest.importorskip("trl")
+    data = _rows(tmp_path / "p.jsonl", n=4)
+    with pytest.raises(RmforgeError):
+        train_judge(load_config(None, [f"model={tmp_path / 'no-such-model'}", f"data.train={data}",
+                                       f"output_dir={tmp_path / 'run'}"], cls=JudgeConfig))
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "notes.txt").write_text("x")
+    with pytest.raises(RmforgeError, match="already exists and is not empty"):
+        train_judge(load_config(None, [f"model={tmp_path / 'no-such-model'}", f"data.train={data}",
+                                       f"output_dir={tmp_path / 'used'}"], cls=JudgeConfig))

@@ -182,3 +182,33 @@ def test_sft_stops_on_a_non_finite_loss(tmp_path, tiny):
     assert not (tmp_path / "run" / "manifest.json").exists()
     assert not (tmp_path / "run" / "model.safetensors").exists()
     assert any(r.get("event") == "non_finite_loss" for r in read_metrics(tmp_path / "run"))
+
+
+def test_failed_sft_leaves_no_run_folder_and_brackets_print(tmp_path, tiny):
+    """The run folder is created only once the data, model and tracker checks pass (a model that cannot
+    load used to leave an empty folder behind); the CLI prints a path with square brackets as it is."""
+    from typer.testing import CliRunner
+
+    from rmforge.cli import app
+    from rmforge.errors import RmforgeError
+
+    data = _judge_rows(tmp_path / "judge.jsonl", 8)
+    with pytest.raises(RmforgeError):
+        train_sft(load_config(None, [f"model={tmp_path / 'no-such-model'}", f"data.train={data}",
+                                     f"output_dir={tmp_path / 'run'}"], cls=SFTConfig))
+    assert not (tmp_path / "run").exists()
+    from accelerate.tracking import get_available_trackers
+
+    from rmforge.train.config import TRACKERS
+
+    missing = sorted(set(TRACKERS) - {str(t) for t in get_available_trackers()})
+    if missing:  # a tracker whose package is not installed
+        with pytest.raises(RmforgeError, match=f"logging.report_to has {missing[0]} but its package is missing"):
+            train_sft(load_config(None, [f"model={tiny}", f"data.train={data}", f"output_dir={tmp_path / 'run'}",
+                                         f"logging.report_to=[{missing[0]}]"], cls=SFTConfig))
+        assert not (tmp_path / "run").exists()
+    out = tmp_path / "run [a]"
+    result = CliRunner().invoke(app, ["train", "sft", f"model={tiny}", f"data.train={data}", f"output_dir={out}",
+                                      "train.max_steps=1", "train.batch_size=4", "logging.progress=false"])
+    assert result.exit_code == 0, result.output
+    assert f"model saved to {out}\n" in result.output and (out / "manifest.json").is_file()

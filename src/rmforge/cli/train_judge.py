@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
 from rmforge.cli.common import console, run_guarded
 
@@ -19,7 +20,7 @@ def _sft(recipe: str | None, overrides: list[str] | None) -> None:
     console.print(f"training loss {summary['first_logged_loss']:.4f} -> {summary['last_logged_loss']:.4f}")
     if "validation" in summary:
         console.print(f"validation loss (assistant tokens): {summary['validation']['loss']:.4f}")
-    console.print(f"model saved to {cfg.output_dir}")
+    console.print(f"model saved to {escape(str(cfg.output_dir))}", highlight=False, soft_wrap=True)
 
 
 def _judge(recipe: str | None, overrides: list[str] | None) -> None:
@@ -33,17 +34,19 @@ def _judge(recipe: str | None, overrides: list[str] | None) -> None:
     summary = train_judge(cfg, console=console)
     if cfg.backend == "verl":
         if cfg.check:
-            console.print(f"verl job in {summary['output_dir']} is valid: config composes and validates "
-                          f"({summary['overrides']} overrides), reward function {summary['reward_function']} loads")
+            console.print(escape(f"verl job in {summary['output_dir']} is valid: config composes and validates "
+                                 f"({summary['overrides']} overrides), reward function {summary['reward_function']} "
+                                 "loads"), highlight=False, soft_wrap=True)
         else:
-            console.print(f"verl job written to {summary['output_dir']} ({summary['train_rows']} training prompts): "
-                          f"run {summary['output_dir']}/launch.sh on a GPU node")
+            console.print(escape(f"verl job written to {summary['output_dir']} ({summary['train_rows']} training "
+                                 f"prompts): run {summary['output_dir']}/launch.sh on a GPU node"),
+                          highlight=False, soft_wrap=True)
         return
     val = summary.get("validation") or {}
     if val:
         main = f"accuracy {val['accuracy']:.4f}" + (f", MAE {val['mae']:.4f}" if "mae" in val else "")
         console.print(f"validation: {main}, parse failures {val['parse_failure_rate']:.4f}")
-    console.print(f"model saved to {cfg.output_dir}")
+    console.print(f"model saved to {escape(str(cfg.output_dir))}", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

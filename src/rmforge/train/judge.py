@@ -268,8 +268,8 @@ def _train_local(cfg: JudgeConfig, console=None) -> dict:
         resume = get_last_checkpoint(str(out / "checkpoints"))
     elif cfg.resume not in (None, "auto"):
         resume = cfg.resume
-    if resume is None:
-        out, _ = ckpt_io.prepare_run_dir(cfg.output_dir, cfg.overwrite, None)
+    if resume is None:  # a fresh run: output_dir checked now, created once the model and data checks pass
+        ckpt_io.resume_point(cfg.output_dir, cfg.overwrite, None)
     model, tok = load_causal_lm(cfg.model, cfg.model_options.chat_template)
     enable = cfg.model_options.enable_thinking
     train, dropped = filter_prompt_length(tok, train, cfg.grpo.max_prompt_length, enable)
@@ -291,6 +291,8 @@ def _train_local(cfg: JudgeConfig, console=None) -> dict:
     args = grpo_config(GRPOConfig, cfg, out, epochs=epochs, shuffle=not together, precision=precision,
                        template_kwargs=chat_template_kwargs(tok, enable) or None)
     peft_config = causal_lora_config(model, cfg.lora) if cfg.lora.enabled else None
+    if resume is None:
+        ckpt_io.prepare_run_dir(cfg.output_dir, cfg.overwrite, None)
     # resuming: drop rows logged after the checkpoint (TRL's checkpoint-N folders name their step);
     # trackers get TRL's rows from TRL itself (args.report_to), so metrics.jsonl is this log's only sink
     log = MetricsLog(out, [], resume_step=int(Path(resume).name.rsplit("-", 1)[-1])

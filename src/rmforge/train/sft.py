@@ -19,6 +19,7 @@ import functools
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -27,7 +28,7 @@ from rmforge.config import dump_config
 from rmforge.errors import ConfigError, RmforgeError
 from rmforge.train import checkpoint as ckpt_io
 from rmforge.train.judge_config import SFTConfig
-from rmforge.train.metrics import MetricsLog, peak_memory_mb
+from rmforge.train.metrics import MetricsLog, check_trackers, peak_memory_mb
 
 
 @dataclass
@@ -206,7 +207,9 @@ def train_sft(cfg: SFTConfig, console=None) -> dict:
     train_msgs = load_sft_messages(cfg.data.train, cfg.data.limit, cfg.seed)
     val_msgs = load_sft_messages(cfg.data.validation) if cfg.data.validation else []
     engine = Engine(cfg.train.precision)
-    out, resume_from = ckpt_io.prepare_run_dir(cfg.output_dir, cfg.overwrite, cfg.resume)
+    out = Path(cfg.output_dir)
+    resume_from = ckpt_io.resume_point(cfg.output_dir, cfg.overwrite, cfg.resume)  # read-only
+    check_trackers(cfg.logging.report_to)
     torch.manual_seed(cfg.seed)
     model, tok = load_causal_lm(cfg.model, cfg.model_options.chat_template)
     train, train_stats = encode_all(tok, train_msgs, cfg.max_length, cfg.length_policy)
@@ -229,70 +232,77 @@ def train_sft(cfg: SFTConfig, console=None) -> dict:
     state = {"step": 0, "epoch": 0, "batch_in_epoch": 0}
     if resume_from is not None:
         state = ckpt_io.load_checkpoint(resume_from, model, optimizer, scheduler)
+    ckpt_io.prepare_run_dir(cfg.output_dir, cfg.overwrite, cfg.resume)  # the checks passed: only now the folder
     model, optimizer = engine.prepare(model, optimizer)
     model.train()
     log = MetricsLog(out, cfg.logging.report_to, resume_step=state["step"] if resume_from is not None else None,
                      config=cfg.model_dump(mode="json"), project=cfg.logging.project,
                      tracker_options=cfg.logging.tracker_options)
-    (out / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
-    log.write({"event": "start", "step": state["step"], "total_steps": total, "data": stats,
-               "precision": engine.precision, "packing": cfg.packing,
-               "resumed_from": str(resume_from) if resume_from else None})
-    report_data(console, stats)
-    micro = opt.micro_batch_size or opt.batch_size
-    bar = progress_bar(total, state["step"], cfg.logging.progress)
-    window = {"loss": 0.0, "tokens": 0, "t": time.perf_counter()}
-    first_loss, loss = None, float("nan")
-    while state["step"] < total:
-        batches = epoch_batches(lengths, opt.batch_size, cfg.seed, state["epoch"], opt.length_grouping)
-        for bi in range(state["batch_in_epoch"], len(batches)):
-            items = [train[i] for i in batches[bi]]
-            n_tokens = sum(sum(e.loss_mask[1:]) for e in items)
-            bad_loss = None
-            for part in split_micro(list(range(len(items))), micro):
-                chunk = [items[i] for i in part]
-                batch = packed_batch(engine.unwrap(model), chunk, tok.pad_token_id, cfg.max_length) if cfg.packing \
-                    else padded_batch(chunk, tok.pad_token_id)
-                with engine.autocast():
-                    loss_sum, _ = token_loss_sum(model, batch, engine.device)
-                engine.backward(loss_sum / max(n_tokens, 1))
-                part_loss = float(loss_sum.detach())
-                if bad_loss is None and not math.isfinite(part_loss):
-                    bad_loss = part_loss / max(n_tokens, 1)
-                window["loss"] += part_loss
-            window["tokens"] += n_tokens
-            check_finite_loss(engine, cfg, bad_loss, state["step"] + 1, total, out, log)
-            grad_norm = optimizer_step(engine, model, optimizer, scheduler, opt.max_grad_norm, state, bi)
-            bar.update(1)
-            step = state["step"]
-            if step % cfg.logging.every_steps == 0 or step == total:
-                elapsed = time.perf_counter() - window["t"]
-                loss = window["loss"] / max(window["tokens"], 1)
-                first_loss = loss if first_loss is None else first_loss
-                log.write({"step": step, "epoch": state["epoch"] + bi / len(batches), "loss": loss,
-                           "grad_norm": grad_norm, "lr": scheduler.get_last_lr()[0],
-                           "loss_tokens_per_s": window["tokens"] / max(elapsed, 1e-9), "peak_memory_mb": peak_memory_mb()})
-                bar.set_postfix(loss=f"{loss:.4f}")
-                window = {"loss": 0.0, "tokens": 0, "t": time.perf_counter()}
-            if cfg.eval.every_steps and val and step % cfg.eval.every_steps == 0 and step != total:
-                log.write({"event": "eval", "step": step, **{f"eval_{k}": v for k, v in
-                                                              evaluate_loss(cfg, engine, model, val, tok.pad_token_id).items()}})
-            if cfg.checkpoint.every_steps and step % cfg.checkpoint.every_steps == 0 and step != total:
-                ckpt_io.save_checkpoint(out, step, engine.unwrap(model), tok, optimizer, scheduler, dict(state),
-                                        cfg.checkpoint.keep_last)
-            if step >= total:
-                break
-        else:
-            state["epoch"] += 1
-            state["batch_in_epoch"] = 0
-    bar.close()
-    summary = {"steps": state["step"], "first_logged_loss": first_loss, "last_logged_loss": loss}
-    if val:
-        summary["validation"] = evaluate_loss(cfg, engine, model, val, tok.pad_token_id)
-        log.write({"event": "eval", "step": state["step"], **{f"eval_{k}": v for k, v in summary["validation"].items()}})
-    manifest = {"rmforge_version": __version__, "kind": cfg.kind, "model": cfg.model, "max_length": cfg.max_length,
-                "data": stats, "precision": engine.precision, "summary": summary}
-    ckpt_io.save_final(out, engine.unwrap(model), tok, dump_config(cfg), manifest)
-    log.write({"event": "end", **summary})
-    log.close()
-    return summary
+    try:
+        (out / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
+        log.write({"event": "start", "step": state["step"], "total_steps": total, "data": stats,
+                   "precision": engine.precision, "packing": cfg.packing,
+                   "resumed_from": str(resume_from) if resume_from else None})
+        report_data(console, stats)
+        micro = opt.micro_batch_size or opt.batch_size
+        bar = progress_bar(total, state["step"], cfg.logging.progress)
+        window = {"loss": 0.0, "tokens": 0, "t": time.perf_counter()}
+        first_loss, loss = None, float("nan")
+        while state["step"] < total:
+            batches = epoch_batches(lengths, opt.batch_size, cfg.seed, state["epoch"], opt.length_grouping)
+            for bi in range(state["batch_in_epoch"], len(batches)):
+                items = [train[i] for i in batches[bi]]
+                n_tokens = sum(sum(e.loss_mask[1:]) for e in items)
+                bad_loss = None
+                for part in split_micro(list(range(len(items))), micro):
+                    chunk = [items[i] for i in part]
+                    batch = packed_batch(engine.unwrap(model), chunk, tok.pad_token_id, cfg.max_length) if cfg.packing \
+                        else padded_batch(chunk, tok.pad_token_id)
+                    with engine.autocast():
+                        loss_sum, _ = token_loss_sum(model, batch, engine.device)
+                    engine.backward(loss_sum / max(n_tokens, 1))
+                    part_loss = float(loss_sum.detach())
+                    if bad_loss is None and not math.isfinite(part_loss):
+                        bad_loss = part_loss / max(n_tokens, 1)
+                    window["loss"] += part_loss
+                window["tokens"] += n_tokens
+                check_finite_loss(engine, cfg, bad_loss, state["step"] + 1, total, out, log)
+                grad_norm = optimizer_step(engine, model, optimizer, scheduler, opt.max_grad_norm, state, bi)
+                bar.update(1)
+                step = state["step"]
+                if step % cfg.logging.every_steps == 0 or step == total:
+                    elapsed = time.perf_counter() - window["t"]
+                    loss = window["loss"] / max(window["tokens"], 1)
+                    first_loss = loss if first_loss is None else first_loss
+                    log.write({"step": step, "epoch": state["epoch"] + bi / len(batches), "loss": loss,
+                               "grad_norm": grad_norm, "lr": scheduler.get_last_lr()[0],
+                               "loss_tokens_per_s": window["tokens"] / max(elapsed, 1e-9),
+                               "peak_memory_mb": peak_memory_mb()})
+                    bar.set_postfix(loss=f"{loss:.4f}")
+                    window = {"loss": 0.0, "tokens": 0, "t": time.perf_counter()}
+                if cfg.eval.every_steps and val and step % cfg.eval.every_steps == 0 and step != total:
+                    figures = evaluate_loss(cfg, engine, model, val, tok.pad_token_id)
+                    log.write({"event": "eval", "step": step, **{f"eval_{k}": v for k, v in figures.items()}})
+                if cfg.checkpoint.every_steps and step % cfg.checkpoint.every_steps == 0 and step != total:
+                    ckpt_io.save_checkpoint(out, step, engine.unwrap(model), tok, optimizer, scheduler, dict(state),
+                                            cfg.checkpoint.keep_last)
+                if step >= total:
+                    break
+            else:
+                state["epoch"] += 1
+                state["batch_in_epoch"] = 0
+        bar.close()
+        summary = {"steps": state["step"], "first_logged_loss": first_loss, "last_logged_loss": loss}
+        if val:
+            summary["validation"] = evaluate_loss(cfg, engine, model, val, tok.pad_token_id)
+            log.write({"event": "eval", "step": state["step"],
+                       **{f"eval_{k}": v for k, v in summary["validation"].items()}})
+        manifest = {"rmforge_version": __version__, "kind": cfg.kind, "model": cfg.model, "max_length": cfg.max_length,
+                    "data": stats, "precision": engine.precision, "summary": summary}
+        ckpt_io.save_final(out, engine.unwrap(model), tok, dump_config(cfg), manifest)
+        log.write({"event": "end", **summary})
+        log.close()
+        return summary
+    except BaseException:  # metrics.jsonl and the trackers are closed on any failure
+        log.close()
+        raise
