@@ -345,3 +345,56 @@ def test_damaged_checkpoint_is_a_clear_error(setup, tmp_path):
                                            r"header.*\): the checkpoint is damaged or from another model"):
         train_bt(cfg(setup, tmp_path / "again", f"resume={out / 'checkpoints' / 'step-2'}"))
     assert not (tmp_path / "again").exists()
+
+
+def test_saved_model_reason_when_the_best_checkpoint_is_elsewhere():
+    """Resumed from another folder's checkpoint (resume=PATH, new output_dir), the best step's weights are not in
+    this folder, so the last step is saved: the reason says so (it used to claim 'no finite validation accuracy')."""
+    from types import SimpleNamespace
+
+    from rmforge.train.selection import saved_model
+
+    cfg = SimpleNamespace(kind="train-bt", eval=SimpleNamespace(metric="auto"),
+                          checkpoint=SimpleNamespace(save_best=True))
+    metrics = {"accuracy": 0.5, "loss": 0.7}
+    saved = saved_model(cfg, {"step": 6, "best_step": 2}, False, True, metrics)
+    assert (saved["step"], saved["choice"]) == (6, "last")
+    assert saved["why"] == "the best validation step 2 has no checkpoints/best in this run folder"
+    assert saved_model(cfg, {"step": 6, "best_step": None}, False, True, metrics)["why"] == \
+        "no finite validation accuracy"
+
+
+def test_non_finite_loss_seen_on_another_process_is_named(tmp_path):
+    """Under DDP the main process may see a finite loss while another sees inf: every process stops, and the
+    message gives the other process's kind of value (it always said nan)."""
+    from types import SimpleNamespace
+
+    from rmforge.errors import NonFiniteLossError
+    from rmforge.train.selection import check_finite_loss
+
+    class Engine:
+        world, precision = 2, "fp32"
+
+        def __init__(self, others):
+            self.others = others
+
+        def sum(self, values):
+            return [a + b for a, b in zip(values, self.others)]
+
+    class Log:
+        def __init__(self):
+            self.rows = []
+
+        def write(self, row):
+            self.rows.append(row)
+
+        def close(self):
+            pass
+
+    cfg = SimpleNamespace(train=SimpleNamespace(lr=1.0, max_grad_norm=1.0))
+    check_finite_loss(Engine([0.0, 0.0]), cfg, None, 3, 9, tmp_path, Log())  # nobody saw one: no stop
+    for others, value in (([1.0, 0.0], "inf"), ([1.0, 1.0], "nan")):
+        log = Log()
+        with pytest.raises(NonFiniteLossError, match=f"training stopped at step 3 of 9: the loss is {value} "):
+            check_finite_loss(Engine(others), cfg, None, 3, 9, tmp_path, log)
+        assert log.rows[-1] == {"event": "non_finite_loss", "step": 3, "loss": value}

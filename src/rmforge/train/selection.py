@@ -53,6 +53,8 @@ def saved_model(cfg, state: dict, use_best: bool, has_validation: bool, metrics:
         choice, why = "last", "no validation data"
     elif not cfg.checkpoint.save_best:
         choice, why = "last", "checkpoint.save_best=false"
+    elif best is not None:  # resumed from another folder's checkpoint: its best weights are not in this one
+        choice, why = "last", f"the best validation step {best} has no checkpoints/best in this run folder"
     else:
         choice, why = "last", f"no finite validation {metric}"
     return {"step": state["best_step"] if use_best else steps, "of": steps, "choice": choice, "why": why,
@@ -81,10 +83,10 @@ def reward_normalization(rewards: list[float]) -> dict:
 def check_finite_loss(engine, cfg, bad_loss: float | None, step: int, total: int, out: Path, log) -> None:
     """Stop training before the optimizer applies a NaN/inf loss's gradients (every process stops at the
     same step: the flags are summed across processes). Nothing is saved from the broken state."""
-    flagged = bad_loss is not None
+    flags = [float(bad_loss is not None), float(bad_loss is not None and math.isnan(bad_loss))]  # bad, NaN
     if engine.world > 1:
-        flagged = engine.sum([float(flagged)])[0] > 0
-    if not flagged:
+        flags = engine.sum(flags)
+    if not flags[0] > 0:
         return
     from rmforge.errors import NonFiniteLossError
 
@@ -96,7 +98,7 @@ def check_finite_loss(engine, cfg, bad_loss: float | None, step: int, total: int
         hints.append(f"use train.precision=fp32 (now {engine.precision})")
     last = ckpt_io.latest_checkpoint(out)
     saved = f" (the checkpoints up to {last.name} are from before it)" if last is not None else ""
-    value = "nan" if bad_loss is None else f"{bad_loss}"  # another process saw it
+    value = f"{bad_loss}" if bad_loss is not None else "nan" if flags[1] > 0 else "inf"  # another process saw it
     log.write({"event": "non_finite_loss", "step": step, "loss": value})
     log.close()
     raise NonFiniteLossError(f"training stopped at step {step} of {total}: the loss is {value} (not finite), so no "
