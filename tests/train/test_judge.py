@@ -292,3 +292,17 @@ def test_failed_judge_run_leaves_no_run_folder(tmp_path):
     with pytest.raises(RmforgeError, match="already exists and is not empty"):
         train_judge(load_config(None, [f"model={tmp_path / 'no-such-model'}", f"data.train={data}",
                                        f"output_dir={tmp_path / 'used'}"], cls=JudgeConfig))
+
+
+def test_trl_bound_in_messages_is_the_judge_extras():
+    """The version train judge tells users to install is the one pyproject's judge extra pins (the message said
+    trl>=1.7,<2 while the extra allows <1.17: a 1.17 with another signature would be told to install itself)."""
+    import tomllib
+    from pathlib import Path
+
+    from rmforge.train.judge import TRL_SUPPORTED
+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    extras = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]
+    assert TRL_SUPPORTED in extras["judge"]
+    assert TRL_SUPPORTED in extras["dev"]

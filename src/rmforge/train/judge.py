@@ -27,7 +27,7 @@ from rmforge.train.judge_config import JudgeConfig
 
 
 TRL_MISSING = "train judge needs TRL: pip install 'rmforge[judge]'"
-TRL_SUPPORTED = "trl>=1.7,<2"
+TRL_SUPPORTED = "trl>=1.7,<1.17"
 """TRL releases whose private ``GRPOTrainer._get_per_token_logps_and_entropies`` has the signature below
 (1.0-1.6 lack ``compute_aux_loss`` and return two values; 1.7.0-1.16.0 are identical)."""
 TRL_LOGPS_PARAMS = (("self", inspect.Parameter.empty), ("model", inspect.Parameter.empty),
