@@ -91,23 +91,15 @@ class Scorer:
         per_sample = max(len(e.encodings) for e in encoded) if packing != "none" else 1
         batch = max(1, self.batch_size // per_sample)
 
-        def score(chunk):
-            return score_samples(self.model, chunk, self.tokenizer.pad_token_id, batch, self.device, autocast,
-                                 packing=packing)
+        def score(progress=None):
+            return score_samples(self.model, encoded, self.tokenizer.pad_token_id, batch, self.device, autocast,
+                                 packing=packing, progress=progress)
 
         if not self.progress:
-            return score(encoded)
-        # length-sorted chunks of a few batches each (rewards do not depend on how samples are batched)
-        order = sorted(range(len(encoded)), key=lambda i: -max(len(e.input_ids) for e in encoded[i].encodings))
-        step = max(1, PROGRESS_CHUNK_BATCHES * self.batch_size // max(len(e.encodings) for e in encoded))
-        out: list[list[float]] = [[] for _ in encoded]
+            return score()
+        # counted after each forward: the same batches as without progress, so the same rewards (bf16 too)
         with ScoringProgress(sum(len(e.encodings) for e in encoded), self.name) as bar:
-            for start in range(0, len(order), step):
-                idx = order[start:start + step]
-                for i, r in zip(idx, score([encoded[i] for i in idx])):
-                    out[i] = r
-                bar.update(sum(len(encoded[i].encodings) for i in idx))
-        return out
+            return score(bar.update)
 
     def score_samples(self, samples: Sequence[Sample]) -> tuple[list[list[float] | None], EncodeStats]:
         """Rewards per input sample (one per response, in sample order), ``None`` for a dropped
@@ -144,8 +136,6 @@ def check_finite_weights(name: str, model) -> None:
                                    f"tensors (first: {bad[0]}): the weights may be corrupted")
 
 
-PROGRESS_CHUNK_BATCHES = 4
-"""Forward batches per progress update."""
 PROGRESS_EVERY_S = 30.0
 """Seconds between plain progress lines when stderr is not a terminal."""
 

@@ -22,11 +22,13 @@ from rmforge.train.tokenize import Encoded, EncodedSample
 
 @torch.no_grad()
 def model_outputs(model, encodings: Sequence[Encoded], pad_id: int, batch_size: int = 32, device=None,
-                  autocast=None, packing: str = "none") -> list[list[float]]:
+                  autocast=None, packing: str = "none", progress=None) -> list[list[float]]:
     """All head outputs of every encoded row (``[num_labels]`` each), in input order. Rows are
-    independent here, so any packing other than ``none`` means ``padding_free``."""
+    independent here, so any packing other than ``none`` means ``padding_free``. ``progress``: called
+    with the number of rows after each forward (the batches are the same with or without it)."""
     if resolve_packing(model, packing) != "none":
-        return _packed_outputs(model, [[e] for e in encodings], pad_id, batch_size, device, autocast, False)
+        return _packed_outputs(model, [[e] for e in encodings], pad_id, batch_size, device, autocast, False,
+                               progress)
     was_training = model.training
     model.eval()
     device = device or next(model.parameters()).device
@@ -40,13 +42,15 @@ def model_outputs(model, encodings: Sequence[Encoded], pad_id: int, batch_size: 
                 logits = model(**batch).logits
             for i, row in zip(idx, logits.float().tolist()):
                 out[i] = row
+            if progress is not None:
+                progress(len(idx))
     finally:
         model.train(was_training)
     return out
 
 
 def _packed_outputs(model, groups: Sequence[Sequence[Encoded]], pad_id: int, batch_size: int, device,
-                    autocast, share: bool) -> list[list[float]]:
+                    autocast, share: bool, progress=None) -> list[list[float]]:
     """Head outputs of every row of ``groups`` (flattened, input order), ``batch_size`` groups per
     packed forward, groups sorted by laid-out length."""
     was_training = model.training
@@ -66,6 +70,8 @@ def _packed_outputs(model, groups: Sequence[Sequence[Encoded]], pad_id: int, bat
             slots = [starts[i] + k for i in idx for k in range(len(groups[i]))]
             for slot, row in zip(slots, rows):
                 out[slot] = row
+            if progress is not None:
+                progress(len(slots))
     finally:
         model.train(was_training)
     return out
@@ -84,22 +90,23 @@ def _rewards(model, rows: list[list[float]]) -> list[float]:
 
 
 def score_encodings(model, encodings: Sequence[Encoded], pad_id: int, batch_size: int = 32,
-                    device=None, autocast=None, packing: str = "none") -> list[float]:
+                    device=None, autocast=None, packing: str = "none", progress=None) -> list[float]:
     """Reward of every encoded row, in input order: output 0, or the weighted attribute sum."""
-    return _rewards(model, model_outputs(model, encodings, pad_id, batch_size, device, autocast, packing))
+    return _rewards(model, model_outputs(model, encodings, pad_id, batch_size, device, autocast, packing, progress))
 
 
 def score_samples(model, samples: Sequence[EncodedSample], pad_id: int, batch_size: int = 32,
-                  device=None, autocast=None, packing: str = "none") -> list[list[float]]:
+                  device=None, autocast=None, packing: str = "none", progress=None) -> list[list[float]]:
     """Rewards per sample (one per response: chosen/rejected, candidates, or the single response).
-    ``batch_size`` counts samples per forward pass when packed, rows otherwise."""
+    ``batch_size`` counts samples per forward pass when packed, rows otherwise; ``progress`` is called
+    with the responses scored by each forward."""
     mode = resolve_packing(model, packing)
     if mode == "none":
         flat = [e for s in samples for e in s.encodings]
-        rewards = score_encodings(model, flat, pad_id, batch_size, device, autocast)
+        rewards = score_encodings(model, flat, pad_id, batch_size, device, autocast, progress=progress)
     else:
         rewards = _rewards(model, _packed_outputs(model, [s.encodings for s in samples], pad_id, batch_size,
-                                                  device, autocast, mode == "prefix_shared"))
+                                                  device, autocast, mode == "prefix_shared", progress))
     out, pos = [], 0
     for s in samples:
         out.append(rewards[pos:pos + len(s.encodings)])
