@@ -75,6 +75,12 @@ def test_check_finite_rewards_message():
         check_finite_rewards("m", [[1.0, float("nan")], [0.0, 1.0], [float("inf"), 0.0]])
     with pytest.raises(NonFiniteRewardError, match=r"\(Inf\) for 1 of 1 items"):
         check_finite_rewards("m", [[float("-inf"), 0.0]])
+    # under fp16 an overflow is as likely as corrupted weights (which the load check has already excluded)
+    with pytest.raises(NonFiniteRewardError, match=r"\(Inf\) for 1 of 1 items: fp16 overflowed \(try --precision "
+                                                   r"bf16 or fp32\) or the weights are corrupted$"):
+        check_finite_rewards("m", [[float("inf"), 0.0]], "fp16")
+    with pytest.raises(NonFiniteRewardError, match=r"items: the weights may be corrupted$"):
+        check_finite_rewards("m", [[float("inf"), 0.0]], "bf16")
 
 
 def test_truncated_safetensors_is_a_one_line_error(model, tmp_path):

@@ -111,20 +111,23 @@ class Scorer:
         for enc, r in zip(encoded, rewards):
             out[enc.index] = r
         self.seconds = time.perf_counter() - start
-        check_finite_rewards(self.name, rewards)
+        check_finite_rewards(self.name, rewards, self.precision)
         return out, stats
 
 
-def check_finite_rewards(name: str, rewards: Sequence[Sequence[float]]) -> None:
+def check_finite_rewards(name: str, rewards: Sequence[Sequence[float]], precision: str | None = None) -> None:
     """Raise :class:`NonFiniteRewardError` when any item's rewards hold NaN or +-Inf (instead of
-    scoring them as wrong: NaN comparisons are False, so a corrupted model reads as accuracy 0)."""
+    scoring them as wrong: NaN comparisons are False, so a corrupted model reads as accuracy 0).
+    Under fp16 the message names the other cause, an activation beyond fp16's range (65504)."""
     bad = [r for r in rewards if not all(math.isfinite(v) for v in r)]
     if bad:
         flat = [v for r in bad for v in r if not math.isfinite(v)]
         kinds = "/".join(k for k, hit in (("NaN", any(math.isnan(v) for v in flat)),
                                           ("Inf", any(math.isinf(v) for v in flat))) if hit)
+        why = ("fp16 overflowed (try --precision bf16 or fp32) or the weights are corrupted" if precision == "fp16"
+               else "the weights may be corrupted")
         raise NonFiniteRewardError(f"model {name} produced non-finite rewards ({kinds}) for {len(bad)} of "
-                                   f"{len(rewards)} items: the weights may be corrupted")
+                                   f"{len(rewards)} items: {why}")
 
 
 def check_finite_weights(name: str, model) -> None:
