@@ -398,3 +398,17 @@ def test_non_finite_loss_seen_on_another_process_is_named(tmp_path):
         with pytest.raises(NonFiniteLossError, match=f"training stopped at step 3 of 9: the loss is {value} "):
             check_finite_loss(Engine(others), cfg, None, 3, 9, tmp_path, log)
         assert log.rows[-1] == {"event": "non_finite_loss", "step": 3, "loss": value}
+
+
+def test_early_stop_evaluates_its_step_once(setup, tmp_path):
+    """An early stop at step 5 ends the run at step 5, which was just evaluated: the final evaluation reuses that
+    pass (it ran the validation set again and logged a second eval row for step 5, to the trackers too)."""
+    out = tmp_path / "run"
+    summary = train_bt(cfg(setup, out, "train.max_steps=12", "eval.every_steps=1", "eval.early_stopping_patience=1"))
+    rows = read_metrics(out)
+    evals = [r["step"] for r in rows if r.get("event") == "eval"]
+    assert evals == [1, 2, 3, 4, 5]
+    assert [r["step"] for r in rows if r.get("event") == "early_stop"] == [5]
+    assert summary["steps"] == 5 and summary["saved"]["step"] == 4
+    step4 = [r for r in rows if r.get("event") == "eval" and r["step"] == 4][0]
+    assert summary["validation"]["loss"] == pytest.approx(step4["eval_loss"], abs=1e-6)  # the best step's weights

@@ -252,7 +252,15 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
         loss_cfg = cfg.loss.model_copy(update={"tie_model": prep.tie_model}) if prep.attributes is None else cfg.loss
         bar = progress_bar(total, state["step"], cfg.logging.progress and engine.is_main)
         window, t_window, padding = Window(), time.perf_counter(), [0, 0]  # padding: real tokens, positions
-        stop = False
+        stop, last_eval = False, {}  # last_eval: {step: result} of the latest evaluation
+
+        def evaluate(final: bool = False) -> tuple[bool, tuple | None]:
+            if final and state["step"] in last_eval:  # e.g. an early stop: that step is evaluated already
+                return False, last_eval[state["step"]]
+            stop_now, result = _evaluate(cfg, engine, model, prep, state, log, out, final)
+            last_eval.clear()
+            last_eval[state["step"]] = result
+            return stop_now, result
         while state["step"] < total and not stop:
             batches = epoch_batches(lengths, opt.batch_size, cfg.seed, state["epoch"], opt.length_grouping, keys)
             for bi in range(state["batch_in_epoch"], len(batches)):
@@ -291,7 +299,7 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
                     bar.set_postfix(loss=f"{row.get('loss', float('nan')):.4f}", acc=f"{row.get('accuracy', 0):.3f}")
                     window, t_window, padding = Window(), time.perf_counter(), [0, 0]
                 if cfg.eval.every_steps and step % cfg.eval.every_steps == 0 and step != total:
-                    stop, _ = _evaluate(cfg, engine, model, prep, state, log, out)
+                    stop, _ = evaluate()
                 if cfg.checkpoint.every_steps and step % cfg.checkpoint.every_steps == 0 and step != total:
                     _checkpoint(cfg, engine, model, tok, optimizer, scheduler, state, out)
                 _fault_injection(step)
@@ -301,9 +309,9 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
                 state["epoch"] += 1
                 state["batch_in_epoch"] = 0
                 if not cfg.eval.every_steps and state["step"] < total:
-                    stop, _ = _evaluate(cfg, engine, model, prep, state, log, out)
+                    stop, _ = evaluate()
         bar.close()
-        _, final_eval = _evaluate(cfg, engine, model, prep, state, log, out, final=True)
+        _, final_eval = evaluate(final=True)
         return _finish(cfg, engine, model, prep, state, log, out, final_eval)
     except BaseException:  # metrics.jsonl and the trackers are closed on any failure
         log.close()
