@@ -185,6 +185,21 @@ def test_parse_networks_and_check_auth():
         check_auth("127.0.0.1", None, True, ["10.0.0.0/8"])
 
 
+def test_allow_from_ipv4_mapped_network_admits_its_ipv4_peers(backend):
+    """Peers are compared as IPv4 (::ffff:10.0.0.7 is 10.0.0.7), so an IPv4-mapped --allow-from network is
+    read as its IPv4 network (it matched no peer at all before); ::ffff:0:0/96 admits every IPv4 client."""
+    nets = parse_networks(["::ffff:10.0.0.0/104"])
+    assert [str(n) for n in nets] == ["10.0.0.0/8"]
+    app = create_app(backend, ServeConfig(), TOKEN, nets)
+    for peer in ("10.1.2.3", "::ffff:10.0.0.7"):
+        with TestClient(app, client=(peer, 40000)) as c:
+            assert c.post("/get_reward", json={"query": ["hi there"]}).status_code == 200, peer
+    with TestClient(app, client=("11.0.0.1", 40000)) as c:
+        assert c.post("/get_reward", json={"query": ["hi there"]}).status_code == 401
+    with pytest.raises(ConfigError, match="admits every client"):
+        parse_networks(["::ffff:0:0/96"])
+
+
 def _asgi(app, method, path, headers, chunks, hang=False):
     """Call the ASGI app directly; returns (status, headers, body, receive calls)."""
     calls, sent = [], []

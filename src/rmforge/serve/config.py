@@ -73,7 +73,9 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 def parse_networks(values: list[str] | tuple[str, ...] | None) -> tuple[Network, ...]:
     """``--allow-from`` values (``10.0.0.0/8``, ``192.168.1.7``, ``fd00::/8``) as networks; host bits
-    are ignored (``10.1.2.3/8`` is ``10.0.0.0/8``); a network holding every address is refused."""
+    are ignored (``10.1.2.3/8`` is ``10.0.0.0/8``); an IPv4-mapped IPv6 network (``::ffff:10.0.0.0/104``)
+    is its IPv4 network (peers are compared as IPv4, :func:`peer_address`); a network holding every
+    address (``::/0``, ``0.0.0.0/0``, ``::ffff:0:0/96``) is refused."""
     out = []
     for value in values or ():
         try:
@@ -81,6 +83,9 @@ def parse_networks(values: list[str] | tuple[str, ...] | None) -> tuple[Network,
         except ValueError:
             raise ConfigError(f"--allow-from {value!r} is not an IP address or network "
                               "(e.g. 10.0.0.0/8, 192.168.1.7, fd00::/8)") from None
+        if isinstance(net, ipaddress.IPv6Network) and net.prefixlen >= 96 and \
+                net.network_address.ipv4_mapped is not None:  # ::ffff:10.0.0.0/104: peers are compared as IPv4
+            net = ipaddress.IPv4Network(f"{net.network_address.ipv4_mapped}/{net.prefixlen - 96}")
         if net.prefixlen == 0:
             raise ConfigError(f"--allow-from {value} admits every client: use --token, "
                               "or --no-auth on a loopback host")
