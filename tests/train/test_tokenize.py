@@ -332,6 +332,11 @@ def test_rendered_text_cut_at_the_end_token_encodes_like_its_conversation(templa
             assert (got.input_ids, got.prompt_len) == (want.input_ids, want.prompt_len), (text, prompt)
     assert enc.complete_rendered("hi friend <|") == "hi friend <|"  # only a whole special token is a cut
     assert enc.complete_rendered(cut + "</s>") == full
+    # a text that is not a render (no generation prompt) is never completed, even when it ends at <|end|>
+    for other in ("hi friend <|end|>", "hi friend <|end|></s>"):
+        assert enc.complete_rendered(other) == other
+        assert enc.encode_rendered([other])[0].input_ids[-1] == tok.eos_token_id
+        assert "\n" not in tok.decode(enc.encode_rendered([other])[0].input_ids)
 
 
 def test_rendered_text_truncation_and_plain_format(tok):

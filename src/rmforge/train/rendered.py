@@ -48,7 +48,9 @@ class RenderedTexts:
         return self._gen_suffix
 
     def complete_rendered(self, text: str) -> str:
-        """A rendered conversation as training renders it (see :meth:`encode_rendered`)."""
+        """A rendered conversation as training renders it (see :meth:`encode_rendered`). A text without
+        the template's generation prompt (``<|im_start|>assistant\n``) is not a render of a conversation
+        with an answer: only its pad text and repeated EOS are normalised, it is never completed."""
         tok = self.tok
         pad, eos = getattr(tok, "pad_token", None), getattr(tok, "eos_token", None)
         if pad and pad != eos:
@@ -58,8 +60,8 @@ class RenderedTexts:
             if not self._render_head.startswith(eos):  # left padding with pad == eos
                 text = re.sub(f"^({re.escape(eos)})+", "", text)
         suffix = self.turn_suffix
-        if not suffix:
-            return text
+        if not suffix or (self._gen_suffix and self._gen_suffix not in text):
+            return text  # not a render of this template (no assistant turn opened): scored as it stands
         cands = [text[:-len(eos)], text] if eos and text.endswith(eos) else [text]
         for c in cands:
             if c.endswith(suffix):
