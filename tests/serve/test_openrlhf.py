@@ -173,6 +173,24 @@ def test_long_query_is_cut_like_training(smol, tmp_path):
     assert enc.max_length > 48
 
 
+def test_too_long_text_413_says_whether_a_prompt_part_was_found(tmp_path):
+    """A long text without the generation prompt has no prompt part to cut: the 413 says so (it said
+    'the response alone is too long'); a long answer after a found prompt part still says that."""
+    folder = tiny_model("llama", tmp_path / "m")
+    tok = AutoTokenizer.from_pretrained(folder)
+    tok.chat_template = SMOLLM2_TEMPLATE
+    tok.save_pretrained(folder)
+    with TestClient(create_app(ScalarBackend.load(str(folder), device="cpu", max_length=32))) as client:
+        bare = client.post("/get_reward", json={"query": ["word " * 100]})
+        assert bare.status_code == 413
+        assert bare.json()["detail"] == "query[0]: does not fit max_length=32 tokens (no prompt part found to cut)"
+        ptext = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False,
+                                        add_generation_prompt=True)
+        long_answer = client.post("/get_reward", json={"query": [ptext + "word " * 100 + "<|im_end|>"]})
+        assert long_answer.status_code == 413
+        assert long_answer.json()["detail"].endswith("(the response alone is too long)")
+
+
 @pytest.mark.slow
 def test_real_smollm2_tokenizer_ids_match():
     """The shipped SmolLM2-135M-Instruct tokenizer (read from its GGUF, no conversion): both clients'

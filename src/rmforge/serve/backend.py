@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from rmforge.data.schema import Message, Sample
 from rmforge.evaluate.scorer import Scorer, find_manifest, load_scorer, read_manifest
-from rmforge.train.tokenize import RESPONSE_TOO_LONG, TOO_LONG, EncodedSample
+from rmforge.train.tokenize import RESPONSE_TOO_LONG, EncodedSample
 
 
 @dataclass
@@ -185,8 +185,10 @@ class ScalarBackend:
         out = {}
         for k, row in zip(keys, rows):
             if isinstance(row, str):
-                why = ("the response alone is too long" if row == RESPONSE_TOO_LONG
-                       else "no prompt part found to cut" if row == TOO_LONG and enc.length_policy != "drop"
+                no_prompt = row == RESPONSE_TOO_LONG and not enc._rendered_prompt(
+                    enc.complete_rendered(texts[k].text), texts[k].prompt)[0]  # the whole text counts as response
+                why = ("no prompt part found to cut" if no_prompt
+                       else "the response alone is too long" if row == RESPONSE_TOO_LONG
                        else f"length policy {enc.length_policy}")
                 raise ItemError(k, f"does not fit max_length={enc.max_length} tokens ({why})", 413)
             out[k] = EncodedSample(k, "pointwise", [row])
