@@ -122,3 +122,53 @@ def test_resumed_tensorboard_does_not_show_steps_twice(tmp_path):
     acc.Reload()
     assert [(e.step, e.value) for e in acc.Scalars("loss")] == [(1, 1.0), (2, 2.0), (3, 13.0), (4, 14.0), (5, 15.0)]
     assert [r["step"] for r in read_metrics(tmp_path)] == [1, 2, 3, 4, 5]
+
+
+def test_a_tracker_that_cannot_start_is_one_line_and_leaves_no_run_folder(tmp_path, monkeypatch):
+    """A tracker failing at start (no W&B login, an unreachable MLflow server) is a one-line RmforgeError naming
+    it, the trackers already started are finished, and train bt removes the run folder it had just made (before:
+    the tracker's own exception, a traceback, and an empty run folder left behind)."""
+    pytest.importorskip("tensorboard")
+    import accelerate.tracking as tracking
+
+    from rmforge.config import load_config
+    from rmforge.data.demo import generate_demo
+    from rmforge.data.io import write_samples
+    from rmforge.train.config import BTConfig
+    from rmforge.train.tiny import tiny_model
+    from rmforge.train.trainer import train_bt
+
+    finished = []
+
+    class Broken(tracking.TensorBoardTracker):
+        def start(self):
+            raise RuntimeError("api_key not configured (no-tty)\ncall wandb.login()")
+
+    class Recorded(tracking.TensorBoardTracker):
+        def finish(self):
+            finished.append(self.run_name)
+            super().finish()
+
+    monkeypatch.setitem(tracking.LOGGER_TYPE_TO_CLASS, "tensorboard", Broken)
+    with pytest.raises(RmforgeError) as err:
+        MetricsLog(tmp_path / "a", ["tensorboard"])
+    assert str(err.value) == ("logging.report_to: the tensorboard tracker could not start (RuntimeError: api_key not "
+                              "configured (no-tty)); check its login/server, or logging.tracker_options.tensorboard")
+    monkeypatch.setitem(tracking.LOGGER_TYPE_TO_CLASS, "aim", Broken)
+    monkeypatch.setattr(tracking, "get_available_trackers", lambda: ["tensorboard", "aim"])
+    monkeypatch.setitem(tracking.LOGGER_TYPE_TO_CLASS, "tensorboard", Recorded)
+    from rmforge.train.metrics import start_trackers
+
+    with pytest.raises(RmforgeError, match="the aim tracker could not start"):
+        start_trackers(["tensorboard", "aim"], tmp_path / "b", project="p")
+    assert finished == ["p"]  # the started TensorBoard tracker was finished
+
+    monkeypatch.setitem(tracking.LOGGER_TYPE_TO_CLASS, "tensorboard", Broken)
+    tiny_model("llama", tmp_path / "tiny")
+    write_samples(tmp_path / "train.jsonl", generate_demo(16, seed=0))
+    out = tmp_path / "run"
+    with pytest.raises(RmforgeError, match="the tensorboard tracker could not start"):
+        train_bt(load_config(None, [f"model={tmp_path / 'tiny'}", f"data.train={tmp_path / 'train.jsonl'}",
+                                    f"output_dir={out}", "train.max_steps=1", "logging.progress=false",
+                                    "logging.report_to=[tensorboard]"], cls=BTConfig))
+    assert not out.exists()

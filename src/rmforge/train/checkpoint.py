@@ -81,6 +81,14 @@ def prepare_run_dir(output_dir: str, overwrite: bool, resume: str | None) -> tup
     return out, ckpt
 
 
+def discard_new_run_dir(out: Path) -> None:
+    """Remove the run folder :func:`prepare_run_dir` made for a fresh run that then failed to start (it
+    holds only rmforge's marker and what the run began to write); a folder without the marker stays."""
+    if out.is_dir() and is_rmforge_output(out) and latest_checkpoint(out) is None \
+            and not (out / "manifest.json").exists():
+        shutil.rmtree(out, ignore_errors=True)
+
+
 def _non_empty(path: Path) -> bool:
     return path.is_dir() and any(path.iterdir())
 

@@ -112,21 +112,26 @@ def start_trackers(names: list[str], out: Path, project: str = "rmforge", config
                 "dvclive": {"dir": str(logging_dir / "dvclive")}}
     if resume_step is not None:
         defaults["tensorboard"] = {"purge_step": resume_step + 1}
-    trackers = []
+    trackers, flat = [], flat_config(config) if config is not None else None
     for name in names:
         cls = LOGGER_TYPE_TO_CLASS[name]
         kwargs = {**defaults.get(name, {}), **(options or {}).get(name, {})}
-        if cls.requires_logging_directory:
-            logging_dir.mkdir(parents=True, exist_ok=True)
-            trackers.append(cls(project, str(logging_dir), **kwargs))
-        else:
-            trackers.append(cls(project, **kwargs))
-    for tracker in trackers:
-        tracker.start()
-    if config is not None:
-        flat = flat_config(config)
-        for tracker in trackers:
-            tracker.store_init_configuration(flat)
+        try:
+            if cls.requires_logging_directory:
+                logging_dir.mkdir(parents=True, exist_ok=True)
+                tracker = cls(project, str(logging_dir), **kwargs)
+            else:
+                tracker = cls(project, **kwargs)
+            tracker.start()
+            if flat is not None:
+                tracker.store_init_configuration(flat)
+        except Exception as exc:  # noqa: BLE001 - e.g. no W&B login, an unreachable MLflow server, a bad option
+            for started in trackers:
+                started.finish()
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise RmforgeError(f"logging.report_to: the {name} tracker could not start ({type(exc).__name__}: "
+                               f"{first}); check its login/server, or logging.tracker_options.{name}") from None
+        trackers.append(tracker)
     return trackers
 
 

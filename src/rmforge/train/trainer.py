@@ -234,10 +234,15 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
     engine.barrier()
     model, optimizer = engine.prepare(model, optimizer)
     model.train()
-    log = MetricsLog(out, cfg.logging.report_to, enabled=engine.is_main,
-                     resume_step=state["step"] if resume_from is not None else None,
-                     config=cfg.model_dump(mode="json"), project=cfg.logging.project,
-                     tracker_options=cfg.logging.tracker_options)
+    try:
+        log = MetricsLog(out, cfg.logging.report_to, enabled=engine.is_main,
+                         resume_step=state["step"] if resume_from is not None else None,
+                         config=cfg.model_dump(mode="json"), project=cfg.logging.project,
+                         tracker_options=cfg.logging.tracker_options)
+    except RmforgeError:  # a tracker that cannot start: the folder made a moment ago for this run goes too
+        if resume_from is None:
+            ckpt_io.discard_new_run_dir(out)
+        raise
     try:
         if engine.is_main:
             (out / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
