@@ -90,3 +90,33 @@ def test_a_job_that_breaks_the_step_fails_alone():
     out = asyncio.run(_burst(DynamicBatcher(run, max_batch_rows=8, max_wait_s=0.2), [1, 13, 3]))
     assert out[0] == 10 and out[2] == 30 and isinstance(out[1], RuntimeError)
     assert steps == [[1, 13, 3], [1], [13], [3]]
+
+
+def test_timeout_finds_its_job_by_identity_without_comparing_payloads():
+    """A timed-out job is looked up in the queue by identity: the queued requests' payloads (whole
+    conversations) are never compared (a dataclass __eq__ compared them deeply, job by job)."""
+    compared = []
+
+    class Payload:
+        def __eq__(self, other):
+            compared.append(1)
+            return NotImplemented
+
+        __hash__ = object.__hash__
+
+    async def main():
+        gate = asyncio.Event()
+        b = DynamicBatcher(lambda ps: [1] * len(ps), max_batch_rows=1, max_wait_s=0)
+        b._worker = gate.wait  # no worker: every job stays queued
+        await b.start()
+        queued = [asyncio.create_task(b.submit(Payload(), 1, 5)) for _ in range(3)]
+        await asyncio.sleep(0)
+        with pytest.raises(TimeoutError):
+            await b.submit(Payload(), 1, 0.01)
+        assert [j.cancelled for j in b._queue] == [False, False, False, True]
+        for t in queued:
+            t.cancel()
+        gate.set()
+
+    asyncio.run(main())
+    assert compared == []

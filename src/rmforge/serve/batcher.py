@@ -24,7 +24,7 @@ class QueueFull(Exception):
     """The queue holds too many rows; retry later."""
 
 
-@dataclass
+@dataclass(eq=False)  # identity: ``job in queue`` must not compare payloads (requests' conversations)
 class _Job:
     payload: Any
     rows: int
