@@ -31,6 +31,7 @@ from rmforge.fileio import (
     normal_modes,
     prepare_output_dir,
     temp_dir,
+    temp_file,
 )
 
 STATE_FILE = "trainer_state.json"
@@ -94,14 +95,18 @@ def _non_empty(path: Path) -> bool:
 
 
 def _check_writable(out: Path) -> None:
-    """The run folder (or the nearest folder above it that exists) must be a writable folder."""
+    """The run folder (or the nearest folder above it that exists) must be a writable folder: a probe
+    file is created and removed there (``os.access`` says yes to root on a read-only mount)."""
     found = out
     while not found.exists() and found != found.parent:
         found = found.parent
     if not found.is_dir():
         raise OutputPathError(f"cannot create run folder {out}: {found} is a file, not a folder")
-    if not os.access(found, os.W_OK | os.X_OK):
-        raise OutputPathError(f"cannot create run folder {out}: folder {found} is not writable")
+    try:
+        temp_file(found, prefix=".rmforge-probe-").unlink()
+    except OSError as exc:
+        raise OutputPathError(f"cannot create run folder {out}: folder {found} is not writable "
+                              f"({exc.strerror})") from None
 
 
 def checkpoints(out: Path) -> list[Path]:
