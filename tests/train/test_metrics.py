@@ -65,8 +65,11 @@ def test_resume_drops_rows_after_the_checkpoint(tmp_path):
     log = MetricsLog(tmp_path, ["jsonl"])
     for step in range(1, 6):
         log.write({"step": step, "loss": float(step)})
+    log.write({"event": "end", "steps": 5, "saved": {"step": 5}})
     log.close()
     MetricsLog(tmp_path, ["jsonl"], resume_step=3).close()
+    # the end row has no step: it was kept as "step 0", so the continued run's log began with the old run's
+    # end row (the first end row readers and plots found described a model about to be replaced)
     assert [r["step"] for r in read_metrics(tmp_path)] == [1, 2, 3]
 
 

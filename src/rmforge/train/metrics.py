@@ -173,11 +173,15 @@ def flat_config(config: dict, prefix: str = "") -> dict:
 
 
 def _step_of(line: str, resume_step: int) -> float:
-    """The ``step`` of a metrics.jsonl line (0 when it has none); a blank or unreadable line, such as
-    one cut short when the process was killed mid-write, counts as after ``resume_step`` (it is dropped)."""
+    """The ``step`` of a metrics.jsonl line (0 when it has none). Counted as after ``resume_step``, so
+    dropped: a blank or unreadable line, such as one cut short when the process was killed mid-write,
+    and an ``end`` row (it has no step; the run it closed is being continued, so it no longer says
+    which model was saved)."""
     try:
         row = json.loads(line)
-        return float(row.get("step", 0)) if isinstance(row, dict) else resume_step + 1
+        if not isinstance(row, dict) or row.get("event") == "end":
+            return resume_step + 1
+        return float(row.get("step", 0))
     except (ValueError, TypeError):
         return resume_step + 1
 
