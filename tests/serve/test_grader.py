@@ -224,3 +224,30 @@ def test_corrupted_manifest_is_a_one_line_error_in_serve(run_dir, tmp_path):
     run = _run_copy(run_dir, tmp_path / "broken", lambda p: p.write_text('{"encoding": '))
     with pytest.raises(ModelLoadError, match=r"manifest.json: corrupted run manifest: invalid JSON at line 1"):
         ScalarBackend.load(str(run))
+
+
+TRIM_TEMPLATE = (  # Llama-3 style: content trimmed, turns closed by <|im_end|> (a special token of the tiny model)
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n\n' + message['content'] | trim"
+    " + '<|im_end|>' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n\n' }}{% endif %}"
+)
+
+
+def test_rendered_string_prompt_with_a_trimming_template(tmp_path):
+    """A template that trims content (Llama 3's): a completion with surrounding whitespace, after an
+    already rendered prompt, gets the reward of the conversation (the untrimmed text was scored before)."""
+    from transformers import AutoTokenizer
+
+    from rmforge.train.tiny import tiny_model
+
+    folder = tiny_model("llama", tmp_path / "m")
+    tok = AutoTokenizer.from_pretrained(folder)
+    tok.chat_template = TRIM_TEMPLATE
+    tok.save_pretrained(folder)
+    grader = RewardModelGrader(ScalarBackend.load(str(folder), device="cpu"))
+    conv = [{"role": "user", "content": "How do I bake bread?"}]
+    rendered = tok.apply_chat_template(conv, tokenize=False, add_generation_prompt=True)
+    completion = "  Mix flour and water.\n\n"
+    got = grader(prompts=[rendered], completions=[completion], completion_ids=[[1]])
+    want = grader(prompts=[conv], completions=[[{"role": "assistant", "content": completion}]], completion_ids=[[1]])
+    assert got == pytest.approx(want, abs=1e-6)
+    assert grader._backend.scorer.encoder.rendered_answer(completion) == "Mix flour and water.<|im_end|>"

@@ -17,8 +17,9 @@ and ignores it) without being scored; a completion that cannot be scored (longer
 ``max_length`` with nothing left to cut, an invalid message) gets ``None`` and a warning. With
 TRL's ``log_metric`` the fractions go to ``<name>/empty_frac`` and ``<name>/unscored_frac``.
 In process, a string prompt that is already rendered by the model's chat template (it ends with the
-template's generation prompt, ``<|im_start|>assistant\n``) is not wrapped again: prompt + completion +
-the template's turn suffix is scored as a rendered conversation (:meth:`get_reward`), so it gets the
+template's generation prompt, ``<|im_start|>assistant\n``) is not wrapped again: prompt + the
+completion's assistant turn as the template renders it (``completion<|im_end|>\n``; trimmed by a
+template that trims content) is scored as a rendered conversation (:meth:`get_reward`), so it gets the
 training-time reward of (prompt conversation, completion).
 """
 
@@ -176,7 +177,11 @@ class RewardModelGrader:
         gen = enc.generation_prompt if enc is not None and enc.mode == "chat" else ""
         for i, (p, r) in enumerate(zip(prompts, responses)):
             if gen and isinstance(p, str) and isinstance(r, str) and p.endswith(gen):
-                live[i] = TextItem(p + r + enc.turn_suffix, p)  # a prompt TRL got already rendered
+                try:  # a prompt TRL got already rendered: the answer as the template renders it (trim etc.)
+                    live[i] = TextItem(p + enc.rendered_answer(r), p)
+                except (ValidationError, ValueError) as exc:
+                    logger.warning("%s: completion %d cannot be rendered, reward None: %s", self.__name__, i,
+                                   str(exc).splitlines()[-1].strip())
                 continue
             try:
                 item = ScoreItem(prompt=p, response=r)

@@ -47,6 +47,17 @@ class RenderedTexts:
         """What the template adds for ``add_generation_prompt`` (``<|im_start|>assistant\\n``), "" if nothing."""
         return self._gen_suffix
 
+    def rendered_answer(self, content: str) -> str:
+        """What the template appends to a rendered prompt for an assistant turn holding ``content`` (for
+        ChatML ``content + "<|im_end|>\\n"``; a template that trims content, as Llama 3's does, trims it);
+        content + :attr:`turn_suffix` when the template's renders do not split that way."""
+        probe = [Message(role="user", content="q")]
+        head = self._render([self._chat_dicts(probe)], True)[0]
+        full = self._render([self._chat_dicts([*probe, Message(role="assistant", content=content)])], False)[0]
+        if head and full and full.startswith(head):
+            return full[len(head):]
+        return content + self.turn_suffix
+
     def complete_rendered(self, text: str) -> str:
         """A rendered conversation as training renders it (see :meth:`encode_rendered`). A text without
         the template's generation prompt (``<|im_start|>assistant\n``) is not a render of a conversation
