@@ -174,3 +174,21 @@ def test_lone_surrogate_body_is_a_422_over_http(run_client):
         assert detail["loc"] == loc and detail["msg"].startswith("Value error, lone surrogate \\u"), detail
         assert "\ufffd" in json.dumps(detail["input"], ensure_ascii=False)
     assert client.post("/get_reward", json={"query": ["still serving"]}).status_code == 200
+
+
+def test_lone_surrogate_outside_text_fields_is_a_422_not_a_500(run_client):
+    """A lone surrogate where no Text field checks it (an extra or ignored field, a dict key, a value of the
+    wrong type) reaches FastAPI's 422 body as echoed input: the answer is still a 422, U+FFFD in its place
+    (it was a 500 that could not write the answer as UTF-8)."""
+    client, _ = run_client
+    bodies = {"/get_reward": [b'{"query": [" "], "labels": ["\\ud800"]}', b'{"query": "\\ud800"}'],
+              "/score": [b'{"items": [{"prompt": "a", "response": "b", "x\\ud800": 1}]}',
+                         b'{"items": [{"prompt": "a", "response": ["\\ud800"]}]}',
+                         b'{"items": [{"prompt": {"\\ud800": 1}, "response": "b"}]}', b'{"items": "\\udc00"}'],
+              "/compare": [b'{"pairs": [{"a": "x", "b": "y", "extra": ["\\ud800"]}]}']}
+    for path, raws in bodies.items():
+        for body in raws:
+            got = client.post(path, content=body, headers={"content-type": "application/json"})
+            assert got.status_code == 422, (path, body, got.status_code, got.text)
+            assert "\ufffd" in got.text and "\\ud8" not in got.text.lower(), got.text
+    assert client.post("/get_reward", json={"query": ["still serving"]}).status_code == 200

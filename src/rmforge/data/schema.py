@@ -60,6 +60,12 @@ def _replaced(value: Any) -> Any:
     return value
 
 
+def replace_surrogates(value: Any) -> Any:
+    """``value`` (a JSON-like value) with every lone surrogate, in strings and dict keys at any depth,
+    replaced by U+FFFD, so it can be written as UTF-8 (a 422 that echoes the request's input)."""
+    return _replaced(value)
+
+
 class _BadStr(str):
     why = ""
 

@@ -19,10 +19,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, HTTPException
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from rmforge.serve.backend import Backend, Group, Item, ItemError, TextItem, sigmoid
 from rmforge.serve.batcher import DynamicBatcher, QueueFull
+from rmforge.data.schema import replace_surrogates
 from rmforge.errors import RmforgeError
 from rmforge.serve.config import Access, Network, ServeConfig
 from rmforge.serve.judge_backend import Judged
@@ -55,6 +58,12 @@ def create_app(backend: Backend, cfg: ServeConfig | None = None, token: str | No
     app = FastAPI(title="rmforge reward-model server", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.backend, app.state.cfg, app.state.batcher, app.state.metrics = backend, cfg, batcher, metrics
     app.state.access = access
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(_, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's own 422 body, with lone surrogates anywhere in it (an extra field, a key, a value
+        of the wrong type, echoed as ``input``) replaced by U+FFFD: it must be writable as UTF-8 (a 500)."""
+        return JSONResponse({"detail": replace_surrogates(jsonable_encoder(exc.errors()))}, status_code=422)
 
     norm = backend.normalization
 
