@@ -266,6 +266,16 @@ def test_report_to_reaches_trl_and_keeps_metrics_jsonl(tmp_path, warm):
         acc.Reload()
         tags |= set(acc.Tags()["scalars"])
     assert {"train/reward", "train/judge/verdict_accuracy", "train/kl", "eval/accuracy"} <= tags, sorted(tags)
+    # the final validation (step 2) is logged before the trackers close at the end of training: into the same
+    # TensorBoard file as the training rows (it reopened a closed writer; MLflow would start a new run, and
+    # Trackio, finished, would fail the run after training and before the model was saved)
+    per_file = []
+    for path in events:
+        acc = EventAccumulator(str(path))
+        acc.Reload()
+        if "eval/accuracy" in acc.Tags()["scalars"]:
+            per_file.append(([e.step for e in acc.Scalars("eval/accuracy")], "train/reward" in acc.Tags()["scalars"]))
+    assert per_file == [([1, 2], True)]
     rows = read_metrics(tmp_path / "run")
     assert [r["step"] for r in rows if "reward" in r and "event" not in r] == [1, 2]
     assert [r["step"] for r in rows if r.get("event") == "eval"] == [1, 2]  # once each, not echoed back

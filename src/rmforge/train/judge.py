@@ -333,10 +333,18 @@ def _train_local(cfg: JudgeConfig, console=None) -> dict:
             if val and every and state.global_step % every == 0 and state.global_step < state.max_steps:
                 validate(model, state.global_step)
 
-    to_jsonl = ToJsonl()
+        def on_train_end(self, args, state, control, model=None, **kwargs):
+            # the final validation, while the trackers are still open: this callback runs first, and the
+            # trackers' own on_train_end closes them (TensorBoard, MLflow's run, Trackio)
+            if val:
+                final["validation"] = validate(model, state.global_step)
+
+    to_jsonl, final = ToJsonl(), {}
     t0 = time.perf_counter()
     trainer = Judge(model=model, reward_funcs=[reward], args=args, train_dataset=dataset, processing_class=tok,
                     peft_config=peft_config, callbacks=[to_jsonl])
+    trainer.callback_handler.callbacks.remove(to_jsonl)
+    trainer.callback_handler.callbacks.insert(0, to_jsonl)
     for callback in trainer.callback_handler.callbacks:  # transformers 5 reads TensorBoard's folder from the env
         if type(callback).__name__ == "TensorBoardCallback" and getattr(callback, "logging_dir", "") is None:
             callback.logging_dir = str(tensorboard_dir(cfg, out))
@@ -344,7 +352,7 @@ def _train_local(cfg: JudgeConfig, console=None) -> dict:
     summary: dict = {"steps": trainer.state.global_step, "train_seconds": round(time.perf_counter() - t0, 1)}
     net = trainer.model
     if val:
-        summary["validation"] = validate(net, summary["steps"])
+        summary["validation"] = final.get("validation") or validate(net, summary["steps"])
     manifest = {"rmforge_version": __version__, "kind": cfg.kind, "mode": cfg.mode, "model": cfg.model,
                 "backend": "local", "summary": summary}
     ckpt_io.save_final(out, net, tok, dump_config(cfg), manifest)
