@@ -192,3 +192,18 @@ def test_lone_surrogate_outside_text_fields_is_a_422_not_a_500(run_client):
             assert got.status_code == 422, (path, body, got.status_code, got.text)
             assert "\ufffd" in got.text and "\\ud8" not in got.text.lower(), got.text
     assert client.post("/get_reward", json={"query": ["still serving"]}).status_code == 200
+
+
+def test_deeply_nested_body_is_a_4xx_not_a_500(run_client):
+    """Nesting that parses but is too deep to echo in the 422 answer: 422 without the input; nesting too deep
+    to parse: FastAPI's 400."""
+    client, _ = run_client
+    for depth in (600, 900):
+        nest = "[" * depth + "]" * depth
+        for body in ('{"items": [{"prompt": "a", "response": "b", "x": %s}]}' % nest,
+                     '{"items": [{"prompt": %s, "response": "b"}]}' % nest):
+            got = client.post("/score", content=body.encode(), headers={"content-type": "application/json"})
+            assert got.status_code == 422 and got.json()["detail"][0]["loc"][:3] == ["body", "items", 0], got.text
+    deep = '{"query": ["a"], "labels": %s}' % ("[" * 5000 + "]" * 5000)
+    got = client.post("/get_reward", content=deep.encode(), headers={"content-type": "application/json"})
+    assert got.status_code == 400

@@ -62,8 +62,13 @@ def create_app(backend: Backend, cfg: ServeConfig | None = None, token: str | No
     @app.exception_handler(RequestValidationError)
     async def invalid_body(_, exc: RequestValidationError) -> JSONResponse:
         """FastAPI's own 422 body, with lone surrogates anywhere in it (an extra field, a key, a value
-        of the wrong type, echoed as ``input``) replaced by U+FFFD: it must be writable as UTF-8 (a 500)."""
-        return JSONResponse({"detail": replace_surrogates(jsonable_encoder(exc.errors()))}, status_code=422)
+        of the wrong type, echoed as ``input``) replaced by U+FFFD: it must be writable as UTF-8 (a 500).
+        A deeply nested input is not echoed (encoding it would exceed the recursion limit: a 500 too)."""
+        try:
+            detail = replace_surrogates(jsonable_encoder(exc.errors()))
+        except RecursionError:
+            detail = replace_surrogates([{k: e[k] for k in ("type", "loc", "msg") if k in e} for e in exc.errors()])
+        return JSONResponse({"detail": detail}, status_code=422)
 
     norm = backend.normalization
 
