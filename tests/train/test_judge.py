@@ -316,3 +316,23 @@ def test_trl_bound_in_messages_is_the_judge_extras():
     extras = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]
     assert TRL_SUPPORTED in extras["judge"]
     assert TRL_SUPPORTED in extras["dev"]
+
+
+def test_trl_that_does_not_import_is_one_line(monkeypatch):
+    """TRL installed against an incompatible transformers raises a multi-line ImportError: one line is printed."""
+    import sys
+    import types
+
+    from rmforge.train.judge import import_trl
+
+    broken = types.ModuleType("trl")
+
+    def fail(name):
+        raise ImportError("cannot import name 'X' from 'transformers'\nupgrade transformers", name="transformers")
+
+    broken.__getattr__ = fail
+    monkeypatch.setitem(sys.modules, "trl", broken)
+    with pytest.raises(RmforgeError) as err:
+        import_trl()
+    assert str(err.value) == ("TRL is installed but does not import: cannot import name 'X' from 'transformers' "
+                              "upgrade transformers (train judge needs trl>=1.7,<1.17)")

@@ -197,3 +197,19 @@ def test_truncated_weights_are_a_clear_error(tiny, tmp_path):
     with pytest.raises(RmforgeError, match=r"model: cannot read the model weights \(model.safetensors: Error while "
                                            r"deserializing header.*\): the file may be truncated or corrupted"):
         load_reward_model(str(folder))
+
+
+def test_unreachable_hub_model_is_one_line(monkeypatch):
+    """transformers' 'couldn't connect' message spans two lines; the error printed on the CLI is one."""
+    import transformers
+
+    def offline(*a, **k):
+        raise OSError("We couldn't connect to 'https://huggingface.co' to load the files.\nCheck your internet "
+                      "connection or see how to run the library in offline mode.")
+
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", offline)
+    with pytest.raises(RmforgeError) as err:
+        load_reward_model("someorg/some-model")
+    assert "\n" not in str(err.value)
+    assert str(err.value).endswith("to load the files. Check your internet connection or see how to run the library "
+                                   "in offline mode.")

@@ -44,7 +44,8 @@ def import_trl():
         from trl import GRPOConfig, GRPOTrainer
     except ImportError as exc:
         if exc.name is not None and exc.name.split(".")[0] != "trl":
-            raise RmforgeError(f"TRL is installed but does not import: {exc} (train judge needs {TRL_SUPPORTED})") \
+            detail = " ".join(str(exc).split())
+            raise RmforgeError(f"TRL is installed but does not import: {detail} (train judge needs {TRL_SUPPORTED})") \
                 from None
         raise RmforgeError(TRL_MISSING) from None
     return GRPOConfig, GRPOTrainer

@@ -117,7 +117,8 @@ def load_reward_model(name_or_path: str, *, num_labels: int = 1, head_init_std: 
     try:
         config = AutoConfig.from_pretrained(path, num_labels=num_labels, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
-        raise RmforgeError(f"cannot read the model config of '{name_or_path}' ({path}): {exc}") from None
+        detail = " ".join(str(exc).split())  # transformers' hub messages span lines: one line for the CLI
+        raise RmforgeError(f"cannot read the model config of '{name_or_path}' ({path}): {detail}") from None
     set_config_dropout(config, dropout)
     try:
         with quiet_transformers():
