@@ -122,7 +122,8 @@ def start_trackers(names: list[str], out: Path, project: str = "rmforge", config
                 tracker = cls(project, str(logging_dir), **kwargs)
             else:
                 tracker = cls(project, **kwargs)
-            tracker.start()
+            if hasattr(tracker, "start"):  # accelerate >= 1.2 starts trackers lazily; older ones in __init__
+                tracker.start()
             if flat is not None:
                 tracker.store_init_configuration(flat)
         except Exception as exc:  # noqa: BLE001 - e.g. no W&B login, an unreachable MLflow server, a bad option
