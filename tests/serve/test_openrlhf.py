@@ -226,3 +226,22 @@ def test_prompt_cut_from_the_left_still_finds_the_prompt_part(smol):
     assert row.prompt_len == len(tok(head, add_special_tokens=False)["input_ids"]) > 30
     assert row.input_ids == tok(query + "\n", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
     assert client.post("/get_reward", json={"query": [query], "prompts": [ptext]}).status_code == 200
+
+
+def test_run_system_prompt_is_applied_to_rendered_texts(smol):
+    """A run trained with system_prompt: training renders that system message where the conversation has
+    none (SmolLM2's template would write its default one); OpenRLHF's queries carry the default block, and
+    now get the system prompt's block, so the ids equal training's. A conversation with its own system
+    message keeps it, as in training."""
+    from rmforge.train.tokenize import RewardEncoder
+
+    backend, _ = smol
+    tok = backend.scorer.tokenizer
+    enc = RewardEncoder(tok, 512, system_prompt="Answer kindly.")
+    for prompt, answer in CONVERSATIONS:
+        want = enc.encode(prompt, [assistant(answer)]).input_ids
+        assert ("Answer kindly." in tok.decode(want)) == (prompt[0].role != "system")
+        ptext, prompt_ids, out_ids = _rollout(tok, prompt, answer)  # the policy's render: no system prompt
+        for query in (single_turn_query(tok, prompt_ids, out_ids), remote_rm_fn_query(tok, prompt_ids, out_ids)):
+            for p in (ptext, None):
+                assert enc.encode_rendered([query], [p])[0].input_ids == want, (query, p)

@@ -371,3 +371,22 @@ def test_tool_calls_and_names_reach_the_template():
     ignore = RewardEncoder(tiny_tokenizer(TEMPLATE), 64)  # a template without the keys renders as before
     assert ignore.encode([user("hi")], [Message(role="assistant", content="yes", tool_calls=call)]) == \
         ignore.encode([user("hi")], [assistant("yes")])
+
+
+def test_rendered_text_gets_the_run_system_prompt_like_training():
+    """A template without a default system block: a render without a system message gets the encoder's
+    system_prompt inserted after BOS (as training's conversation has it); one with its own keeps it."""
+    tok = tiny_tokenizer(TEMPLATE)
+    enc = RewardEncoder(tok, 64, system_prompt="w1 w2")
+    response = [assistant("hi friend")]
+    for prompt in ([user("hello there")], PROMPT):
+        want = enc.encode(prompt, response)
+        conv = [m.model_dump(exclude_none=True) for m in prompt]
+        full = tok.apply_chat_template(conv + [{"role": "assistant", "content": "hi friend"}], tokenize=False)
+        ptext = tok.apply_chat_template(conv, tokenize=False, add_generation_prompt=True)
+        for text in (full, full.removesuffix("\n")):
+            for p in (ptext, None):
+                got = enc.encode_rendered([text], [p])[0]
+                assert (got.input_ids, got.prompt_len) == (want.input_ids, want.prompt_len), (text, p)
+    assert RewardEncoder(tok, 64).encode_rendered([full])[0].input_ids == RewardEncoder(tok, 64).encode(
+        PROMPT, response).input_ids

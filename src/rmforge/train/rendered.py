@@ -42,6 +42,39 @@ class RenderedTexts:
                       reverse=True)
         return suffix, cuts, text[:16]
 
+    def _probe_system(self) -> tuple[str, str, str] | None:
+        """How the template's render starts without a system message (``old``: nothing, or its default
+        system block) and with the encoder's ``system_prompt`` (``new``), and the head of any system
+        block (``head``); None without a system prompt or when the renders do not split that way."""
+        if self.mode != "chat" or not getattr(self, "system_prompt", None):
+            return None
+        mark = "rmforge-probe-user"
+
+        def before_user(system: str | None) -> str | None:
+            conv = ([Message(role="system", content=system)] if system is not None else []) + \
+                [Message(role="user", content=mark)]
+            text = self._render([self._chat_dicts(conv)], True)[0]
+            return None if text is None or mark not in text else text[:text.index(mark)]
+
+        a, b, x, y = (before_user(s) for s in (None, self.system_prompt, "x", "y"))
+        if a is None or b is None or x is None or y is None:
+            return None
+        k = len(os.path.commonprefix([a[::-1], b[::-1]]))  # the shared user-turn header
+        old, new = a[:len(a) - k], b[:len(b) - k]
+        head = os.path.commonprefix([x, y])  # a system block's header, up to its content
+        return None if old == new or not head else (old, new, head)
+
+    def with_system_prompt(self, text: str) -> str:
+        """A rendered text as training renders its conversation under ``system_prompt``: a render without a
+        system message (nothing, or the template's default system block, where the conversation starts)
+        gets the system prompt's block; a text with its own system message is left as it is."""
+        probe = self._system_probe
+        if probe is None:
+            return text
+        old, new, head = probe
+        own = text.startswith(head) and not (old.startswith(head) and text.startswith(old))
+        return new + text[len(old):] if not own and text.startswith(old) else text
+
     @property
     def generation_prompt(self) -> str:
         """What the template adds for ``add_generation_prompt`` (``<|im_start|>assistant\\n``), "" if nothing."""
@@ -114,7 +147,8 @@ class RenderedTexts:
         queries), identical to encoding the conversation; a drop reason (str) where the length
         policy drops one.
 
-        Normalisation: pad text is stripped at both ends (leading EOS text too when pad == EOS),
+        Normalisation: the run's ``system_prompt`` block goes where a render has no system message
+        (:meth:`with_system_prompt`, on the prompt text too); pad text is stripped at both ends (leading EOS text too when pad == EOS),
         repeated trailing EOS collapsed, and a text that stops inside the template's turn suffix at a
         special token (``...answer<|im_end|>`` for ``<|im_end|>\\n``: a generation decoded up to
         its end token) completed to the whole suffix; then the text is tokenised the way
@@ -128,7 +162,8 @@ class RenderedTexts:
         prompts = list(prompts) if prompts is not None else [None] * len(texts)
         rows = []
         for text, prompt in zip(texts, prompts, strict=True):
-            full = self.complete_rendered(text)
+            full = self.with_system_prompt(self.complete_rendered(text))
+            prompt = self.with_system_prompt(prompt) if prompt else prompt
             ptext, tail_at = self._rendered_prompt(full, prompt)
             rows.append((ptext, [full], tail_at))
         return [r if isinstance(r, str) else r[0] for r in self._fit(self._text_rows(rows))]

@@ -198,6 +198,7 @@ class RewardEncoder(RenderedTexts):
         self._gen_suffix = self._probe_gen_suffix() if self.mode == "chat" else ""
         self.turn_suffix, self._turn_cuts, self._render_head = self._probe_turn_suffix() if self.mode == "chat" \
             else ("", [], "")
+        self._system_probe = self._probe_system()
         self.last_error: str | None = None
 
     # ------------------------------------------------------------------ public API
