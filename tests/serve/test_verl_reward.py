@@ -162,6 +162,9 @@ def test_4xx_is_not_retried_and_fails_only_the_offending_item():
     results, _ = asyncio.run(_gather(3, transport=fake, **FAST))
     assert fake.calls == [3]  # no retry, no per-item resend for an auth failure
     assert all(isinstance(r, ServeError) and r.status == 401 for r in results)
+    fake = Recorder(status(404))  # a wrong URL is not about an item: no per-item resend (it sent 1 + N requests)
+    results, _ = asyncio.run(_gather(3, transport=fake, **FAST))
+    assert fake.calls == [3] and all(isinstance(r, ServeError) and r.status == 404 for r in results)
 
     def refuse_why(items):  # 422 for any request holding the "Why?" prompt, as the server names a bad item
         bad = any(it["prompt"][-1]["content"] == "Why?" for it in items)

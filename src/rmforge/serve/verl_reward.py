@@ -17,7 +17,8 @@ arriving within ``max_wait_ms`` of the first, up to ``max_batch``, share one HTT
 ``max_in_flight`` requests run at once. A request that gets no answer within ``timeout_s``, a
 connection error or a 5xx is retried ``retries`` times with exponential backoff (``backoff_s``,
 doubled each time, at most ``max_backoff_s``; a 503's ``Retry-After`` is honoured up to that cap);
-a 4xx is not retried: a batch that gets one is re-sent item by item, so only the offending item fails
+a 4xx is not retried: a batch that gets a 413 or 422 (a bad item) is re-sent item by item, so only the
+offending item fails; any other 4xx (auth, a wrong URL) fails the batch at once
 (:class:`~rmforge.serve.client.ServeError`). An empty response (the policy stopped at once) is not
 sent and scores ``empty_reward``; so does a null reward (a judge server's unparsable verdict).
 
@@ -156,7 +157,7 @@ class MicroBatcher:
             async with self.slots:
                 rewards = await self._post([item for item, _ in batch])
         except ServeError as exc:
-            if len(batch) > 1 and exc.status not in (401, 403):  # find the offending item(s): one by one
+            if len(batch) > 1 and exc.status in (413, 422):  # about an item: find the offending one(s) alone
                 await asyncio.gather(*(self._send([one]) for one in batch))
                 return
             _settle(batch, exc=exc)
