@@ -390,3 +390,23 @@ def test_rendered_text_gets_the_run_system_prompt_like_training():
                 assert (got.input_ids, got.prompt_len) == (want.input_ids, want.prompt_len), (text, p)
     assert RewardEncoder(tok, 64).encode_rendered([full])[0].input_ids == RewardEncoder(tok, 64).encode(
         PROMPT, response).input_ids
+
+
+def test_rendered_text_system_prompt_with_a_shared_system_header():
+    """Llama 3.1 style: the template always writes a system block ("be brief" here, its dates there) and
+    appends a given system message inside it. A render with its own system message is left alone (the run's
+    system prompt must not be put in front of it); one without gets the run's."""
+    template = ("{{ bos_token }}<|system|> be brief{% if messages[0]['role'] == 'system' %} "
+                "{{ messages[0]['content'] }}{% endif %} <|end|>\n{% for m in messages %}{% if m['role'] != 'system' %}"
+                "<|{{ m['role'] }}|> {{ m['content'] }} <|end|>\n{% endif %}{% endfor %}"
+                "{% if add_generation_prompt %}<|assistant|> {% endif %}")
+    tok = tiny_tokenizer(template)
+    enc = RewardEncoder(tok, 64, system_prompt="w1 w2")
+    response = [assistant("hi friend")]
+    for prompt in ([user("hello there")], [Message(role="system", content="w3"), user("hello there")]):
+        want = enc.encode(prompt, response)
+        conv = [m.model_dump(exclude_none=True) for m in prompt + response]
+        full = tok.apply_chat_template(conv, tokenize=False)
+        for p in (tok.apply_chat_template(conv[:-1], tokenize=False, add_generation_prompt=True), None):
+            got = enc.encode_rendered([full.removesuffix("\n")], [p])[0]
+            assert got.input_ids == want.input_ids, (prompt, p, tok.decode(got.input_ids))

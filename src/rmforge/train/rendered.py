@@ -43,9 +43,10 @@ class RenderedTexts:
         return suffix, cuts, text[:16]
 
     def _probe_system(self) -> tuple[str, str, str] | None:
-        """How the template's render starts without a system message (``old``: nothing, or its default
-        system block) and with the encoder's ``system_prompt`` (``new``), and the head of any system
-        block (``head``); None without a system prompt or when the renders do not split that way."""
+        """How a render without a system message starts, up to its first user turn's content (``start``:
+        the template's default system block, if any, then the user header), the part of it before the
+        user turn (``old``) and what training writes there under ``system_prompt`` (``new``); None
+        without a system prompt or when the renders do not split that way."""
         if self.mode != "chat" or not getattr(self, "system_prompt", None):
             return None
         mark = "rmforge-probe-user"
@@ -56,24 +57,22 @@ class RenderedTexts:
             text = self._render([self._chat_dicts(conv)], True)[0]
             return None if text is None or mark not in text else text[:text.index(mark)]
 
-        a, b, x, y = (before_user(s) for s in (None, self.system_prompt, "x", "y"))
-        if a is None or b is None or x is None or y is None:
+        start, with_system = before_user(None), before_user(self.system_prompt)
+        if start is None or with_system is None:
             return None
-        k = len(os.path.commonprefix([a[::-1], b[::-1]]))  # the shared user-turn header
-        old, new = a[:len(a) - k], b[:len(b) - k]
-        head = os.path.commonprefix([x, y])  # a system block's header, up to its content
-        return None if old == new or not head else (old, new, head)
+        k = len(os.path.commonprefix([start[::-1], with_system[::-1]]))  # the shared user-turn header
+        old, new = start[:len(start) - k], with_system[:len(with_system) - k]
+        return None if old == new else (start, old, new)
 
     def with_system_prompt(self, text: str) -> str:
-        """A rendered text as training renders its conversation under ``system_prompt``: a render without a
-        system message (nothing, or the template's default system block, where the conversation starts)
-        gets the system prompt's block; a text with its own system message is left as it is."""
+        """A rendered text as training renders its conversation under ``system_prompt``: a render that
+        starts like one without a system message (nothing, or the template's default system block, then
+        the first user turn) gets the system prompt's block there; any other text (its own system
+        message, or not such a render) is left as it is."""
         probe = self._system_probe
-        if probe is None:
+        if probe is None or not text.startswith(probe[0]):
             return text
-        old, new, head = probe
-        own = text.startswith(head) and not (old.startswith(head) and text.startswith(old))
-        return new + text[len(old):] if not own and text.startswith(old) else text
+        return probe[2] + text[len(probe[1]):]
 
     @property
     def generation_prompt(self) -> str:
