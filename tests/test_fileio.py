@@ -186,3 +186,18 @@ def test_atomic_dir_normalises_private_files_and_keeps_executables(tmp_path, uma
     assert mode(tmp_path / "model" / "model.safetensors") == 0o644
     assert mode(tmp_path / "model" / "sub") == 0o755
     assert mode(tmp_path / "model" / "launch.sh") == 0o755
+
+
+def test_prepare_output_dir_refuses_a_symlink_to_a_marked_folder(tmp_path):
+    """A link to an rmforge folder is refused with a clear error (rmtree raised a bare OSError); nothing is deleted."""
+    from rmforge.errors import OutputPathError
+    from rmforge.fileio import mark_output_dir
+    real = tmp_path / "real"
+    real.mkdir()
+    mark_output_dir(real)
+    (real / "keep.txt").write_text("x")
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    with pytest.raises(OutputPathError, match="symbolic link"):
+        prepare_output_dir(link, overwrite=True)
+    assert (real / "keep.txt").read_text() == "x" and link.is_symlink()

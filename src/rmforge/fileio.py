@@ -206,6 +206,9 @@ def prepare_output_dir(path: str | os.PathLike, overwrite: bool, what: str = "ou
     path = check_replaceable(path, overwrite, what)
     writable_parent(path)
     if path.exists() and any(path.iterdir()):
+        if path.is_symlink():  # rmtree refuses links (an OSError); say why instead
+            raise OutputPathError(f"refusing to replace {what} {path}: it is a symbolic link; "
+                                  "give the folder it points to, or a new path")
         shutil.rmtree(path)
     path.mkdir(exist_ok=True)
     mark_output_dir(path)
