@@ -53,3 +53,31 @@ def test_quickstart_overwrite_never_deletes_a_foreign_folder(tmp_path, monkeypat
         run_quickstart(QuickstartConfig(output_dir=".", overwrite=True), Console(quiet=True))
     assert (mine / "todo.txt").read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes"]  # no staging folder either
+
+
+def test_quickstart_keeps_an_empty_current_folder_and_refuses_a_link(tmp_path, monkeypatch):
+    """An empty output folder passed the check and was rmtree'd even when it was the current folder;
+    a link to a marked folder gave rmtree's bare OSError."""
+    import pytest
+    from rich.console import Console
+
+    from rmforge.errors import OutputPathError, RmforgeError
+    from rmforge.fileio import mark_output_dir
+    from rmforge.quickstart import QuickstartConfig, run_quickstart
+
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    inode = here.stat().st_ino
+    with pytest.raises((RmforgeError, OSError)):  # the model does not exist: the run fails after the output check
+        run_quickstart(QuickstartConfig(output_dir=str(here), model=str(tmp_path / "no-model"), demo_pairs=100),
+                       Console(quiet=True))
+    assert here.is_dir() and here.stat().st_ino == inode  # the current folder itself, not a new one
+    real = tmp_path / "real"
+    real.mkdir()
+    mark_output_dir(real)
+    (real / "keep.txt").write_text("x")
+    (tmp_path / "link").symlink_to(real)
+    with pytest.raises(OutputPathError, match="symbolic link"):
+        run_quickstart(QuickstartConfig(output_dir=str(tmp_path / "link"), overwrite=True), Console(quiet=True))
+    assert (real / "keep.txt").read_text() == "x"

@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import Field
 
 from rmforge.config import ConfigModel, register_config
-from rmforge.errors import RmforgeError
+from rmforge.errors import OutputPathError, RmforgeError
 from rmforge.train.config import OptimConfig
 
 
@@ -117,7 +117,10 @@ def run_quickstart(cfg: QuickstartConfig, console) -> dict:
 
     out = Path(cfg.output_dir)
     check_replaceable(out, cfg.overwrite, "quickstart output folder")  # only a folder rmforge made, never . or ~
-    if out.exists():
+    if out.is_symlink():  # rmtree refuses links; replacing the link would surprise whoever made it
+        raise OutputPathError(f"refusing to replace quickstart output folder {out}: it is a symbolic link; "
+                              "give the folder it points to, or a new path")
+    if out.exists() and any(out.iterdir()):  # an empty folder is kept (it may be the current folder)
         shutil.rmtree(out)
     times: dict[str, float] = {}
     t0 = time.perf_counter()
