@@ -201,3 +201,18 @@ def test_prepare_output_dir_refuses_a_symlink_to_a_marked_folder(tmp_path):
     with pytest.raises(OutputPathError, match="symbolic link"):
         prepare_output_dir(link, overwrite=True)
     assert (real / "keep.txt").read_text() == "x" and link.is_symlink()
+
+
+def test_atomic_dir_never_swaps_out_an_empty_current_folder(tmp_path, monkeypatch):
+    """An empty folder passed check_replaceable, so atomic_dir renamed the (empty) current folder away."""
+    from rmforge.errors import OutputPathError
+
+    here = tmp_path / "here"
+    here.mkdir()
+    inode = here.stat().st_ino
+    monkeypatch.chdir(here)
+    with pytest.raises(OutputPathError, match="current folder"):
+        with atomic_dir(str(here)) as tmp:
+            (tmp / "f.txt").write_text("x")
+    assert here.stat().st_ino == inode and list(here.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["here"]  # no temporary folder left

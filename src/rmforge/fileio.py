@@ -224,6 +224,9 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = True, what: str = "out
     """
     path = Path(path)
     check_replaceable(path, overwrite, what)
+    why = _protected(path) if path.is_dir() else None
+    if why is not None:  # even empty: the swap would move the current folder (or ~) away
+        raise OutputPathError(f"refusing to replace {what} {path}: {why}; choose a new path")
     writable_parent(path)
     tmp = temp_dir(path.parent, prefix=f".{path.name}.")
     try:
