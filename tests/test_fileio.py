@@ -216,3 +216,17 @@ def test_atomic_dir_never_swaps_out_an_empty_current_folder(tmp_path, monkeypatc
             (tmp / "f.txt").write_text("x")
     assert here.stat().st_ino == inode and list(here.iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["here"]  # no temporary folder left
+
+
+def test_writable_parent_probe_leaves_nothing_when_chmod_fails(tmp_path, monkeypatch):
+    """The probe file was left behind when setting its mode failed after it was created."""
+    from rmforge.errors import OutputPathError
+    from rmforge.fileio import writable_parent
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "chmod", refuse)
+    with pytest.raises(OutputPathError, match="not writable"):
+        writable_parent(tmp_path / "out.jsonl")
+    assert list(tmp_path.iterdir()) == []

@@ -71,7 +71,11 @@ def temp_file(dir: str | os.PathLike, prefix: str, suffix: str = ".tmp") -> Path
     """An empty temporary file in ``dir`` with normal permissions (``mkstemp`` makes 0600)."""
     fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=dir)
     os.close(fd)
-    normal_mode(tmp, is_dir=False)
+    try:
+        normal_mode(tmp, is_dir=False)
+    except OSError:  # e.g. a mount that refuses chmod: leave no temporary (or probe) file behind
+        os.unlink(tmp)
+        raise
     return Path(tmp)
 
 
