@@ -230,3 +230,18 @@ def test_writable_parent_probe_leaves_nothing_when_chmod_fails(tmp_path, monkeyp
     with pytest.raises(OutputPathError, match="not writable"):
         writable_parent(tmp_path / "out.jsonl")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_dir_leaves_no_temporary_folder_when_chmod_fails(tmp_path, monkeypatch):
+    real_chmod = os.chmod
+
+    def refuse_dirs(path, mode, *args, **kwargs):
+        if os.path.isdir(path):
+            raise PermissionError(1, "Operation not permitted")
+        return real_chmod(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "chmod", refuse_dirs)
+    with pytest.raises(PermissionError):
+        with atomic_dir(tmp_path / "job"):
+            pass
+    assert list(tmp_path.iterdir()) == []

@@ -82,7 +82,11 @@ def temp_file(dir: str | os.PathLike, prefix: str, suffix: str = ".tmp") -> Path
 def temp_dir(dir: str | os.PathLike, prefix: str) -> Path:
     """An empty temporary folder in ``dir`` with normal permissions (``mkdtemp`` makes 0700)."""
     tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=dir))
-    normal_mode(tmp, is_dir=True)
+    try:
+        normal_mode(tmp, is_dir=True)
+    except OSError:  # leave no temporary folder behind
+        tmp.rmdir()
+        raise
     return tmp
 
 
