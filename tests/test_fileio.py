@@ -245,3 +245,20 @@ def test_atomic_dir_leaves_no_temporary_folder_when_chmod_fails(tmp_path, monkey
         with atomic_dir(tmp_path / "job"):
             pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_user_folder_inside_a_marked_folder_is_not_replaceable(tmp_path):
+    """Any folder under a marked one counted as rmforge's, so --overwrite deleted a user's folder put there."""
+    from rmforge.errors import OutputPathError
+    from rmforge.fileio import mark_output_dir
+
+    run = tmp_path / "run"
+    (run / "notes").mkdir(parents=True)
+    mark_output_dir(run)
+    (run / "notes" / "todo.txt").write_text("keep me")
+    with pytest.raises(OutputPathError, match="rmforge did not create it"):
+        prepare_output_dir(run / "notes", overwrite=True)
+    assert (run / "notes" / "todo.txt").read_text() == "keep me"
+    (run / "checkpoints" / "best").mkdir(parents=True)  # an earlier version's checkpoint: no marker of its own
+    (run / "checkpoints" / "best" / "model.safetensors").write_text("x")
+    assert is_rmforge_output(run / "checkpoints" / "best")

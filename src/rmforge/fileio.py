@@ -166,11 +166,14 @@ def mark_output_dir(path: str | os.PathLike) -> None:
 
 
 def is_rmforge_output(path: str | os.PathLike) -> bool:
-    """True for a folder rmforge created: it, or a folder it lies in, holds :data:`MARKER`, or it holds
-    an rmforge run's ``manifest.json`` (one with ``rmforge_version``, as runs of earlier versions do)."""
+    """True for a folder rmforge created: it holds :data:`MARKER`, it is a marked run's ``checkpoints/X``,
+    or it holds an rmforge run's ``manifest.json`` (one with ``rmforge_version``, as runs of earlier versions
+    do). Any other folder that merely lies inside a marked one is the user's (not replaceable)."""
     path = Path(path).resolve()
-    if any((p / MARKER).is_file() for p in [path, *path.parents]):
+    if (path / MARKER).is_file():
         return True
+    if path.parent.name == "checkpoints" and (path.parent.parent / MARKER).is_file():
+        return True  # a run's checkpoints/step-N or best (earlier versions marked only the run folder)
     try:
         manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
