@@ -92,16 +92,10 @@ def test_read_only_folder_is_refused_before_work(tmp_path):
         ro.chmod(0o755)
 
 
-def test_read_only_mount_is_refused_as_root_too(tmp_path, monkeypatch):
+def test_read_only_mount_is_refused_as_root_too(read_only_dir):
     """A real probe write decides (os.access says yes to root even on a read-only mount)."""
-    import tempfile
-
-    def read_only(*a, **k):
-        raise OSError(30, "Read-only file system")
-
-    monkeypatch.setattr(tempfile, "mkstemp", read_only)
     with pytest.raises(OutputPathError, match=r"out.jsonl: folder .* is not writable \(Read-only file system\)"):
-        check_output(tmp_path / "out.jsonl", overwrite=False)
+        check_output(read_only_dir / "out.jsonl", overwrite=False)
 
 
 def test_overwrite_replaces_only_rmforge_folders(tmp_path):

@@ -103,20 +103,9 @@ def test_json_output_checked_before_any_work(tmp_path):
     assert flat(result.output) == f"error: {folder} is a folder; give a file path for this output"
 
 
-def test_unwritable_output_folder_fails_before_work(tmp_path, monkeypatch):
-    """A probe write decides (root passes os.access even on read-only mounts): simulate EROFS in ro/."""
-    import tempfile
-
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    real = tempfile.mkstemp
-
-    def mkstemp(*a, dir=None, **kw):
-        if str(dir) == str(ro):
-            raise OSError(30, "Read-only file system")
-        return real(*a, dir=dir, **kw)
-
-    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+def test_unwritable_output_folder_fails_before_work(read_only_dir):
+    """A probe write decides (root passes os.access even on read-only mounts)."""
+    ro = read_only_dir
     for flag, target, message in (
             ("--json", ro / "r.json", f"error: cannot write {ro / 'r.json'}: folder {ro} is not writable "
                                       "(Read-only file system)"),

@@ -414,24 +414,13 @@ def test_early_stop_evaluates_its_step_once(setup, tmp_path):
     assert summary["validation"]["loss"] == pytest.approx(step4["eval_loss"], abs=1e-6)  # the best step's weights
 
 
-def test_read_only_output_folder_fails_before_the_model_loads(setup, tmp_path, monkeypatch):
+def test_read_only_output_folder_fails_before_the_model_loads(setup, read_only_dir, monkeypatch):
     """A probe write decides whether output_dir can be created (os.access says yes to root on a read-only mount,
-    so the run used to load data and model and fail later): simulate EROFS in ro/."""
-    import tempfile
-
+    so the run used to load data and model and fail later)."""
     from rmforge.errors import OutputPathError
     from rmforge.train import trainer
 
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    real = tempfile.mkstemp
-
-    def mkstemp(*a, dir=None, **kw):
-        if str(dir) == str(ro):
-            raise OSError(30, "Read-only file system")
-        return real(*a, dir=dir, **kw)
-
-    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    ro = read_only_dir
     monkeypatch.setattr(trainer, "prepare", lambda *a, **k: pytest.fail("data and model loaded"))
     with pytest.raises(OutputPathError) as err:
         train_bt(cfg(setup, ro / "run"))

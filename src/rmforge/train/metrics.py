@@ -206,3 +206,19 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     """All rows of a run's metrics.jsonl."""
     path = Path(run_dir) / "metrics.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def open_run_log(out: Path, cfg, *, resume_from, resume_step: int, enabled: bool = True) -> MetricsLog:
+    """The run's :class:`MetricsLog` with its trackers (``cfg.logging``); when a tracker cannot start, the
+    folder just made for a fresh run is removed again before the error goes up (BT and SFT trainers)."""
+    from rmforge.train import checkpoint as ckpt_io
+
+    try:
+        return MetricsLog(out, cfg.logging.report_to, enabled=enabled,
+                          resume_step=resume_step if resume_from is not None else None,
+                          config=cfg.model_dump(mode="json"), project=cfg.logging.project,
+                          tracker_options=cfg.logging.tracker_options)
+    except RmforgeError:
+        if resume_from is None:
+            ckpt_io.discard_new_run_dir(out)
+        raise

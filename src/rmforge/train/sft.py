@@ -28,7 +28,7 @@ from rmforge.config import dump_config
 from rmforge.errors import ConfigError, RmforgeError
 from rmforge.train import checkpoint as ckpt_io
 from rmforge.train.judge_config import SFTConfig
-from rmforge.train.metrics import MetricsLog, check_trackers, peak_memory_mb
+from rmforge.train.metrics import check_trackers, open_run_log, peak_memory_mb
 
 
 @dataclass
@@ -235,14 +235,7 @@ def train_sft(cfg: SFTConfig, console=None) -> dict:
     ckpt_io.prepare_run_dir(cfg.output_dir, cfg.overwrite, cfg.resume)  # the checks passed: only now the folder
     model, optimizer = engine.prepare(model, optimizer)
     model.train()
-    try:
-        log = MetricsLog(out, cfg.logging.report_to, resume_step=state["step"] if resume_from is not None else None,
-                         config=cfg.model_dump(mode="json"), project=cfg.logging.project,
-                         tracker_options=cfg.logging.tracker_options)
-    except RmforgeError:  # a tracker that cannot start: the folder made a moment ago for this run goes too
-        if resume_from is None:
-            ckpt_io.discard_new_run_dir(out)
-        raise
+    log = open_run_log(out, cfg, resume_from=resume_from, resume_step=state["step"])
     try:
         (out / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
         log.write({"event": "start", "step": state["step"], "total_steps": total, "data": stats,

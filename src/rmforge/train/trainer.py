@@ -24,7 +24,7 @@ from rmforge.train.batching import batch_order, collate, length_buckets, packed_
 from rmforge.train.config import TrainBase
 from rmforge.train.engine import Engine, lr_scheduler
 from rmforge.train.losses import pairwise_loss, plackett_luce_loss, regression_loss
-from rmforge.train.metrics import MetricsLog, Window, check_trackers, peak_memory_mb
+from rmforge.train.metrics import Window, check_trackers, open_run_log, peak_memory_mb
 from rmforge.train.packing import any_worth_sharing, doc_tokens, packed_outputs
 from rmforge.train.sampler import epoch_batches, sample_lengths, split_by_tokens, split_micro
 from rmforge.train.scoring import model_outputs, pair_eval_metrics, pointwise_eval_metrics, score_samples
@@ -234,15 +234,7 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
     engine.barrier()
     model, optimizer = engine.prepare(model, optimizer)
     model.train()
-    try:
-        log = MetricsLog(out, cfg.logging.report_to, enabled=engine.is_main,
-                         resume_step=state["step"] if resume_from is not None else None,
-                         config=cfg.model_dump(mode="json"), project=cfg.logging.project,
-                         tracker_options=cfg.logging.tracker_options)
-    except RmforgeError:  # a tracker that cannot start: the folder made a moment ago for this run goes too
-        if resume_from is None:
-            ckpt_io.discard_new_run_dir(out)
-        raise
+    log = open_run_log(out, cfg, resume_from=resume_from, resume_step=state["step"], enabled=engine.is_main)
     try:
         if engine.is_main:
             (out / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
