@@ -69,3 +69,10 @@ def test_bugs_are_not_swallowed(exc):
 
 def test_success_passes_the_value_through():
     assert run_guarded(lambda: 42) == 42
+
+
+def test_debug_shows_the_traceback_of_anticipated_faults(monkeypatch):
+    """A RecursionError may be a bug, not deep input: RMFORGE_DEBUG=1 lets it through."""
+    exc = RecursionError("maximum recursion depth exceeded")
+    monkeypatch.setenv("RMFORGE_DEBUG", "1")
+    assert run(raising(exc)).exception is exc

@@ -34,6 +34,9 @@ def run_guarded(fn: Callable[[], object]) -> object:
     - anticipated faults of bad input or an unusable path (:func:`fault_message`): one line naming the
       path, exit 1;
     - anything else is a bug: the traceback is shown.
+
+    ``RMFORGE_DEBUG=1`` shows the traceback of anticipated faults too (a RecursionError or
+    UnicodeError that is a bug rather than bad input would otherwise read as bad input).
     """
     try:
         return fn()
@@ -41,7 +44,7 @@ def run_guarded(fn: Callable[[], object]) -> object:
         fail(str(exc), exc.exit_code)
     except (OSError, UnicodeError, RecursionError, EOFError) as exc:
         message = fault_message(exc)
-        if message is None:
+        if message is None or os.environ.get("RMFORGE_DEBUG"):
             raise
         fail(message, 1)
     except Exception as exc:
