@@ -163,3 +163,15 @@ def test_preference_report(tmp_path, llama):
     assert {"report.md", "report.html", "rewards.png", "calibration.png", "length.png"} <= {
         p.name for p in (tmp_path / "rep").iterdir()}
     assert json.loads((tmp_path / "rep" / "result.json").read_text())["n"] == 11
+
+
+def test_cli_rewardbench_json_contract(tmp_path, llama):
+    """Command contract (issue 16): OUT["figures"] keeps subset:<name> and the section/score entries, each with value."""
+    out = tmp_path / "rb.json"
+    result = runner.invoke(app, ["eval", "rewardbench", llama, RB1, "--json", str(out), "--n-boot", "20"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(out.read_text())["figures"]
+    subsets = {json.loads(line)["subset"] for line in open(RB1)}
+    assert {f"subset:{s}" for s in subsets} <= set(figures)
+    for name in ("Chat", "Chat Hard", "Safety", "Reasoning", "score", *(f"subset:{s}" for s in subsets)):
+        assert isinstance(figures[name]["value"], float), name
