@@ -198,7 +198,7 @@ def _last_window_start(total: int, every: int) -> int:
 def _trl_rows(samples, tok, encoder: bool) -> list[dict]:
     """Conversational rows (decoders) or pre-tokenised ``tokenizer(prompt, response)`` ids (encoders)."""
     if encoder:
-        from rmforge.train.tokenize import RewardEncoder
+        from rmforge.reward_model.tokenize import RewardEncoder
 
         enc = RewardEncoder(tok, 10**9, "drop", encoder=True)  # no length policy here: TRL filters itself
         rows = []
@@ -222,8 +222,8 @@ def run_trl(spec: dict) -> dict:
     from trl.trainer.reward_trainer import DataCollatorForPreference
 
     from rmforge.data.io import load_samples
-    from rmforge.train.modeling import load_reward_model
-    from rmforge.train.tokenize import RewardEncoder
+    from rmforge.reward_model.modeling import load_reward_model
+    from rmforge.reward_model.tokenize import RewardEncoder
 
     torch.manual_seed(spec["seed"])  # as train_bt does before loading: the same new head
     model, tok = load_reward_model(spec["model"])

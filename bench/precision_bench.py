@@ -18,7 +18,7 @@ import torch
 
 
 def _model(name: str):
-    from rmforge.train.modeling import load_reward_model
+    from rmforge.reward_model.modeling import load_reward_model
 
     return load_reward_model(name).model
 

@@ -11,7 +11,7 @@ from rmforge.errors import DataError
 from rmforge.evaluate import evaluate_benchmark, load_scorer
 from rmforge.evaluate.benchmarks import get_spec, load_benchmark
 from rmforge.train.tiny import tiny_model
-from rmforge.train.tokenize import EncodeStats
+from rmforge.reward_model.tokenize import EncodeStats
 
 BENCH = "tests/assets/bench"
 RB1, RB2, RMB = f"{BENCH}/rewardbench/filtered.jsonl", f"{BENCH}/rewardbench2/test.jsonl", f"{BENCH}/rm-bench"

@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from rmforge.cli import app
 from rmforge.errors import ModelLoadError, NonFiniteRewardError
-from rmforge.evaluate import scorer as scorer_mod
-from rmforge.evaluate.scorer import check_finite_rewards, load_scorer, read_manifest
+from rmforge.reward_model import scorer as scorer_mod
+from rmforge.reward_model.scorer import check_finite_rewards, load_scorer, read_manifest
 from rmforge.train.tiny import tiny_model
 
 RB1 = "tests/assets/bench/rewardbench/filtered.jsonl"

@@ -12,10 +12,10 @@ from rmforge.cli import app
 from rmforge.data.io import write_samples
 from rmforge.data.schema import Sample, assistant, user
 from rmforge.evaluate import evaluate_preference, load_scorer
-from rmforge.evaluate import scorer as scorer_mod
+from rmforge.reward_model import scorer as scorer_mod
 from rmforge.evaluate.report import write_report
 from rmforge.train.tiny import tiny_model
-from rmforge.train.tokenize import EncodeStats
+from rmforge.reward_model.tokenize import EncodeStats
 
 runner = CliRunner()
 

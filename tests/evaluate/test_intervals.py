@@ -5,7 +5,7 @@ from scipy.stats import binomtest
 
 from rmforge.data.schema import Sample, assistant, user
 from rmforge.evaluate import evaluate_benchmark
-from rmforge.train.tokenize import EncodeStats
+from rmforge.reward_model.tokenize import EncodeStats
 
 
 class Fixed:

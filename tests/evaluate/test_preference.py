@@ -15,7 +15,7 @@ from rmforge.errors import RmforgeError
 from rmforge.evaluate import evaluate, evaluate_preference, load_scorer
 from rmforge.train.config import BTConfig
 from rmforge.train.tiny import tiny_model
-from rmforge.train.tokenize import EncodeStats, RewardEncoder
+from rmforge.reward_model.tokenize import EncodeStats, RewardEncoder
 from rmforge.train.trainer import train_bt
 
 

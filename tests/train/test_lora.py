@@ -16,7 +16,7 @@ from rmforge.train.lora import (
     merge_run,
     save_lora_run,
 )
-from rmforge.train.modeling import load_reward_model
+from rmforge.reward_model.modeling import load_reward_model
 from rmforge.train.tiny import tiny_model
 
 TEXTS = ["hello there, my friend. the cat is good", "hi", "what is the best answer to this question?"]

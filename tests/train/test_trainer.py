@@ -57,8 +57,9 @@ def test_saved_model_scores_like_training(setup, tmp_path):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from rmforge.data.io import load_samples
-    from rmforge.train.scoring import pair_eval_metrics, score_samples
-    from rmforge.train.tokenize import RewardEncoder
+    from rmforge.reward_model.forward import score_samples
+    from rmforge.train.scoring import pair_eval_metrics
+    from rmforge.reward_model.tokenize import RewardEncoder
 
     out = tmp_path / "run"
     summary = train_bt(cfg(setup, out))

@@ -44,11 +44,11 @@ datasets = pytest.importorskip("datasets")
 from transformers import TrainerCallback
 
 from rmforge.data.schema import Message, Sample
-from rmforge.train.batching import pair_batch
+from rmforge.reward_model.batching import pair_batch
 from rmforge.train.config import LossConfig
-from rmforge.train.modeling import load_reward_model
+from rmforge.reward_model.modeling import load_reward_model
 from rmforge.train.tiny import tiny_model
-from rmforge.train.tokenize import RewardEncoder
+from rmforge.reward_model.tokenize import RewardEncoder
 from rmforge.train.trainer import batch_loss
 
 TOL = 1e-5

@@ -20,7 +20,7 @@ from typing import Any
 
 from rmforge.errors import ConfigError
 from rmforge.evaluate.preference import PreferenceResult, evaluate_preference
-from rmforge.evaluate.scorer import Scorer, load_scorer
+from rmforge.reward_model.scorer import Scorer, load_scorer
 from rmforge.evaluate.stats import Accuracy, accuracy_with_ci, bootstrap_ci
 from rmforge.evaluate.suite import BenchmarkResult, evaluate_benchmark
 

@@ -169,7 +169,7 @@ def dropped_note(counts: dict[str, Any], scorer: dict[str, Any] | None) -> str:
 
 def evaluate_preference(scorer, samples: Sequence[Sample], *, group_by: str | None = "subset", n_boot: int = 1000,
                         seed: int = 0, alpha: float = 0.05, data: str | None = None) -> PreferenceResult:
-    """Score pair and N-way ``samples`` with ``scorer`` (a :class:`~rmforge.evaluate.scorer.Scorer`) and
+    """Score pair and N-way ``samples`` with ``scorer`` (a :class:`~rmforge.reward_model.scorer.Scorer`) and
     compute the accuracies described in the module docstring (``group_by``: subset, category or None)."""
     if group_by is not None and group_by not in GROUP_KEYS:
         raise ConfigError(f"group_by must be one of {', '.join(GROUP_KEYS)}, not '{group_by}'")

@@ -1,7 +1,7 @@
 """Benchmark evaluation (RewardBench 1/2, RM-Bench): score, apply the official rules, add CIs and diagnostics.
 
 :func:`evaluate_benchmark` scores every response of every sample once (length-sorted batches,
-input order, through the :class:`~rmforge.evaluate.scorer.Scorer`), then computes:
+input order, through the :class:`~rmforge.reward_model.scorer.Scorer`), then computes:
 
 * every reported figure (subsets, sections/domains, difficulties, the score) with a seeded
   stratified bootstrap interval (:func:`rmforge.evaluate.rules.bootstrap_statistic`), except a

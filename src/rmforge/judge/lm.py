@@ -19,7 +19,7 @@ def load_causal_lm(name: str, chat_template: str | None = None, dtype=torch.floa
     """``(model, tokenizer)`` for a causal LM; ``chat_template`` is a Jinja file or string."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from rmforge.train.modeling import quiet_transformers
+    from rmforge.reward_model.modeling import quiet_transformers
 
     path = resolve_model(name)
     try:

@@ -5,7 +5,7 @@ A backend turns a list of *jobs* (one per HTTP request; each a list of :class:`G
 batcher hands it several jobs at once, so a backend can merge them into shared forward passes.
 
 :class:`ScalarBackend` (a sequence-classification reward model) encodes through the run's own
-:class:`~rmforge.evaluate.scorer.Scorer` (the training-time :class:`RewardEncoder`, rebuilt from the
+:class:`~rmforge.reward_model.scorer.Scorer` (the training-time :class:`RewardEncoder`, rebuilt from the
 manifest) and scores every job of a step in one length-sorted pass (``Scorer.score_encoded``), so
 server rewards equal training/evaluation rewards. The generative-judge backend
 (:mod:`rmforge.serve.judge_backend`) implements the same :meth:`run` / :meth:`info` / ``normalization``
@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from rmforge.data.schema import Message, Sample
-from rmforge.evaluate.scorer import Scorer, find_manifest, load_scorer, read_manifest
-from rmforge.train.tokenize import RESPONSE_TOO_LONG, EncodedSample
+from rmforge.reward_model.scorer import Scorer, find_manifest, load_scorer, read_manifest
+from rmforge.reward_model.tokenize import RESPONSE_TOO_LONG, EncodedSample
 
 
 @dataclass

@@ -49,7 +49,7 @@ class Judged:
 # ---------------------------------------------------------------------------- detection and settings
 def detect_kind(model: str) -> str:
     """``judge`` for an SFT/judge run or a causal-LM folder without a classification head, else ``scalar``."""
-    from rmforge.evaluate.scorer import find_manifest
+    from rmforge.reward_model.scorer import find_manifest
 
     manifest = find_manifest(str(model))
     if manifest is not None:
@@ -88,7 +88,7 @@ def _read_json(path: Path) -> dict:
 
 def run_settings(model: str) -> dict[str, Any]:
     """Judge settings saved by a ``train judge`` / ``train sft`` run (``{}`` for a plain model folder)."""
-    from rmforge.evaluate.scorer import find_manifest
+    from rmforge.reward_model.scorer import find_manifest
 
     manifest = find_manifest(str(model))
     if manifest is None:

@@ -3,10 +3,10 @@
 GRPO scores ``num_generations`` completions of the same prompt; TRL runs every completion as its own
 row ``[prompt | completion]``, so the prompt (often 90% of the tokens for a judge) is encoded
 ``num_generations`` times, in the forward and in the backward. Here the rows of one prompt become one
-document ``[shared | branch_1 | ... | branch_k]`` (the layout of :mod:`rmforge.train.packing`): the
+document ``[shared | branch_1 | ... | branch_k]`` (the layout of :mod:`rmforge.reward_model.packing`): the
 shared part is the rows' common token prefix minus its last token, and each branch repeats that
 token, so every position predicts one token only; branch position ids continue from the shared part
-and a branch sees the shared part and itself (:func:`rmforge.train.attention.attention_inputs`).
+and a branch sees the shared part and itself (:func:`rmforge.reward_model.attention.attention_inputs`).
 Labels are passed pre-shifted to TRL's fused LM head (``shift_labels``), so temperature, soft-capping
 and entropy are TRL's own; the per-token log-probabilities equal TRL's to float rounding (tested), and
 gradients flow into the shared prompt once per completion, as in separate rows.
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from rmforge.train.attention import attention_inputs, hf_model
-from rmforge.train.packing import shared_prefix_len
+from rmforge.reward_model.attention import attention_inputs, hf_model
+from rmforge.reward_model.packing import shared_prefix_len
 
 
 @dataclass

@@ -86,7 +86,7 @@ def apply_lora(model: Any, opts: LoraOptions, *, gradient_checkpointing: bool | 
     """
     import peft
 
-    from rmforge.train.modeling import find_head
+    from rmforge.reward_model.modeling import find_head
 
     check_quantize(opts.quantize)
     if is_peft_model(model):
@@ -161,7 +161,7 @@ def merge_adapter(adapter_dir: str | Path) -> tuple[Any, Any]:
     from peft import PeftModel
 
     from rmforge.models import resolve_model
-    from rmforge.train.modeling import quiet_transformers
+    from rmforge.reward_model.modeling import quiet_transformers
 
     adapter = Path(adapter_dir)
     base = json.loads((adapter / ADAPTER_CONFIG).read_text(encoding="utf-8")).get("base_model_name_or_path")

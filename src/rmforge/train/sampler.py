@@ -72,7 +72,7 @@ def sample_lengths(samples: Sequence, packing: str = "none") -> list[int]:
     ``padding_free``; for ``prefix_shared``, the laid-out tokens (prefix once) of samples worth sharing
     and the plain-batch cost of the others (a micro-batch with nothing to share runs as a plain batch,
     so those samples are grouped exactly as ``none`` groups them)."""
-    from rmforge.train.packing import doc_tokens
+    from rmforge.reward_model.packing import doc_tokens
 
     def plain(s) -> int:
         return max(len(e.input_ids) for e in s.encodings) * len(s.encodings)

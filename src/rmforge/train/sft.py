@@ -10,7 +10,7 @@ The loop mirrors the Bradley-Terry trainer: seeded batches (:mod:`rmforge.train.
 Accelerate :class:`~rmforge.train.engine.Engine`, loss = sum of token losses / assistant tokens in the
 optimizer step (independent of micro-batching and packing), metrics.jsonl, atomic checkpoints with
 resume, LoRA through peft, final model + manifest.json. ``packing=true`` concatenates conversations into
-rows of ``max_length`` tokens with block-diagonal attention (:mod:`rmforge.train.attention`).
+rows of ``max_length`` tokens with block-diagonal attention (:mod:`rmforge.reward_model.attention`).
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def padded_batch(items: list[Encoded], pad_id: int) -> dict:
 
 def packed_batch(model, items: list[Encoded], pad_id: int, width: int) -> dict:
     """Conversations packed first-fit into rows of ``width`` tokens, block-diagonal causal attention."""
-    from rmforge.train.attention import attention_inputs
+    from rmforge.reward_model.attention import attention_inputs
 
     rows: list[list[int]] = []
     used: list[int] = []

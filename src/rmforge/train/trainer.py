@@ -19,15 +19,16 @@ from rmforge.config import dump_config
 from rmforge.errors import RmforgeError
 from rmforge.fileio import atomic_dir
 from rmforge.train import checkpoint as ckpt_io
-from rmforge.train.attention import attn_implementation, resolve_packing, use_flex_attention
-from rmforge.train.batching import batch_order, collate, length_buckets, packed_batch, plain_rows
+from rmforge.reward_model.attention import attn_implementation, resolve_packing, use_flex_attention
+from rmforge.reward_model.batching import batch_order, collate, length_buckets, packed_batch, plain_rows
 from rmforge.train.config import TrainBase
 from rmforge.train.engine import Engine, lr_scheduler
 from rmforge.train.losses import pairwise_loss, plackett_luce_loss, regression_loss
 from rmforge.train.metrics import Window, check_trackers, open_run_log, peak_memory_mb
-from rmforge.train.packing import any_worth_sharing, doc_tokens, packed_outputs
+from rmforge.reward_model.packing import any_worth_sharing, doc_tokens, packed_outputs
 from rmforge.train.sampler import epoch_batches, sample_lengths, split_by_tokens, split_micro
-from rmforge.train.scoring import model_outputs, pair_eval_metrics, pointwise_eval_metrics, score_samples
+from rmforge.reward_model.forward import model_outputs, score_samples
+from rmforge.train.scoring import pair_eval_metrics, pointwise_eval_metrics
 from rmforge.train.selection import best_metric, check_finite_loss, compare_to_best, reward_normalization, saved_model
 
 
@@ -52,8 +53,8 @@ class Prepared:
 def prepare(cfg: TrainBase, progress: bool = True) -> Prepared:
     """Load data and model, encode with the length policy; fail early with actionable messages."""
     from rmforge.train.data import fingerprint, holdout, read_any
-    from rmforge.train.modeling import load_reward_model
-    from rmforge.train.tokenize import RewardEncoder, attribute_names
+    from rmforge.reward_model.modeling import load_reward_model
+    from rmforge.reward_model.tokenize import RewardEncoder, attribute_names
 
     from transformers.utils import logging as hf_logging
 
@@ -134,7 +135,7 @@ def batch_loss(model, items, pad_id: int, loss_cfg, device, packing: str = "none
     whole training set); an unresolved ``auto`` is treated as ``none``. ``packing`` (resolved:
     ``prefix_shared`` / ``padding_free`` / ``none``) only changes how the forward is laid out; the
     statistics count real ``tokens`` and the ``positions`` processed (padding included). ``buckets``:
-    plain forwards run per length bucket (:func:`~rmforge.train.batching.length_buckets`).
+    plain forwards run per length bucket (:func:`~rmforge.reward_model.batching.length_buckets`).
     """
     kind = items[0].kind
     n = len(items)
@@ -167,7 +168,7 @@ def batch_loss(model, items, pad_id: int, loss_cfg, device, packing: str = "none
         d = (rc - rr).detach()[~tie]
         stats = {"pairs": int((~tie).sum()), "correct": int((d > 0).sum()), "margin_sum": float(d.sum())}
     else:
-        from rmforge.train.batching import unflatten
+        from rmforge.reward_model.batching import unflatten
 
         r = unflatten(rewards, meta)
         loss, m = plackett_luce_loss(r, meta["ranks"].to(device), meta["mask"].to(device))

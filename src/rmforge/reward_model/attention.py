@@ -24,7 +24,7 @@ import logging
 import torch
 from torch import Tensor
 
-logger = logging.getLogger("rmforge.train")
+logger = logging.getLogger("rmforge.reward_model")
 
 PACKING_MODES = ("auto", "prefix_shared", "padding_free", "none")
 MASK_BACKENDS = ("sdpa", "eager", "flex_attention")

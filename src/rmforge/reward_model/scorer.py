@@ -3,7 +3,7 @@
 :func:`load_scorer` accepts
 
 * an rmforge run directory (``manifest.json`` + ``config.yaml``, also a checkpoint folder inside
-  ``RUN/checkpoints/``): the training-time :class:`~rmforge.train.tokenize.RewardEncoder` is rebuilt
+  ``RUN/checkpoints/``): the training-time :class:`~rmforge.reward_model.tokenize.RewardEncoder` is rebuilt
   from the manifest (max_length, length policy, format, append_eos, system prompt, template kwargs)
   and the chat template is checked against the recorded SHA-256 (the config's custom template file
   or string when it still matches, else the tokenizer's own; neither matching is an error);
@@ -12,7 +12,7 @@
   reward head gets a new one initialised under ``torch.manual_seed(0)`` (the global RNG is left
   untouched), so an "untrained baseline" scores the same on every run.
 
-Scoring goes through :func:`rmforge.train.scoring.score_samples` (length-sorted batches, results in
+Scoring goes through :func:`rmforge.reward_model.forward.score_samples` (length-sorted batches, results in
 input order), so rewards do not depend on the batch size.
 """
 
@@ -33,7 +33,7 @@ import torch
 
 from rmforge.data.schema import Sample
 from rmforge.errors import ConfigError, ModelLoadError, NonFiniteRewardError, RmforgeError
-from rmforge.train.tokenize import (
+from rmforge.reward_model.tokenize import (
     EncodedSample,
     EncodeStats,
     RewardEncoder,
@@ -60,7 +60,7 @@ class Scorer:
     info: dict[str, Any] = field(default_factory=dict)
     """Source, run-dir flag, head_initialised, encoding (for result files)."""
     packing: str = "auto"
-    """Forward layout (:mod:`rmforge.train.packing`); the rewards are the same either way (to float
+    """Forward layout (:mod:`rmforge.reward_model.packing`); the rewards are the same either way (to float
     rounding). ``auto``: prefix-shared packing of decoder samples on GPU (FlexAttention block masks),
     plain padded batches on CPU, where a custom 4D mask forces SDPA's math kernel and materialises
     ``[rows, heads, L, L]`` scores (measured: 4x the peak memory of padded batches on hh-rlhf with
@@ -81,7 +81,7 @@ class Scorer:
 
     def score_encoded(self, encoded: Sequence[EncodedSample]) -> list[list[float]]:
         """Rewards per encoded sample (length-sorted batches, input order)."""
-        from rmforge.train.scoring import score_samples
+        from rmforge.reward_model.forward import score_samples
 
         if not encoded:
             return []
@@ -186,7 +186,7 @@ def load_scorer(model: str | os.PathLike, *, max_length: int | None = None, batc
     ``precision``: fp32, bf16 or fp16 autocast; ``device``: default cuda when available, else cpu;
     ``progress``: show scoring progress on stderr (:class:`ScoringProgress`).
     """
-    from rmforge.train.modeling import load_reward_model, model_load_error
+    from rmforge.reward_model.modeling import load_reward_model, model_load_error
 
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, not '{precision}'")

@@ -1,11 +1,11 @@
-"""Tests for rmforge.train.attention: packed masks per backend, the eager 0/1-mask guard, packing choice."""
+"""Tests for rmforge.reward_model.attention: packed masks per backend, the eager 0/1-mask guard, packing choice."""
 
 import warnings
 
 import pytest
 import torch
 
-from rmforge.train.attention import (
+from rmforge.reward_model.attention import (
     additive_mask,
     attention_inputs,
     attn_implementation,
@@ -14,7 +14,7 @@ from rmforge.train.attention import (
     dense_mask,
     resolve_packing,
 )
-from rmforge.train.modeling import load_reward_model
+from rmforge.reward_model.modeling import load_reward_model
 from rmforge.train.tiny import tiny_model
 
 # one row: document 0 = prefix (2) + branch 1 (2) + branch 2 (1), document 1 = one branch (2), padding (1)
@@ -114,14 +114,14 @@ def test_resolve_packing(llama, tmp_path):
     ("cuda", 64, torch.float64, True, "2.11.0", False, "dtype torch.float64 is not supported"),
 ])
 def test_flex_attention_decision(device, head, dtype, supports, version, ok, why):
-    from rmforge.train.attention import flex_attention_usable
+    from rmforge.reward_model.attention import flex_attention_usable
 
     assert flex_attention_usable(device, head, dtype, supports, version) == (ok, why)
 
 
 def test_tiny_models_never_switch_to_flex(llama, monkeypatch):
     """The 8 GPU crashes of issue 17: tiny models (head dim < 16) must keep their backend, even on CUDA."""
-    from rmforge.train.attention import head_dim, use_flex_attention
+    from rmforge.reward_model.attention import head_dim, use_flex_attention
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     model = llama.model

@@ -29,7 +29,7 @@ from torch import nn
 from rmforge.errors import ConfigError, ModelLoadError, RmforgeError
 from rmforge.models import resolve_model
 
-logger = logging.getLogger("rmforge.train")
+logger = logging.getLogger("rmforge.reward_model")
 
 PAD_POLICIES = ("auto", "add", "keep")
 NEW_PAD = "<|pad|>"

@@ -1,4 +1,4 @@
-"""Tests for rmforge.train.tokenize: golden ids, prompt sharing, EOS, length policy, encoder pairs."""
+"""Tests for rmforge.reward_model.tokenize: golden ids, prompt sharing, EOS, length policy, encoder pairs."""
 
 import math
 
@@ -7,7 +7,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
 from rmforge.data.schema import Message, Sample, assistant, user
-from rmforge.train.tokenize import (
+from rmforge.reward_model.tokenize import (
     CHUNK_SAMPLES,
     Encoded,
     RewardEncoder,

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from rmforge.errors import RmforgeError
-from rmforge.train.modeling import LoadedModel, find_head, load_reward_model
+from rmforge.reward_model.modeling import LoadedModel, find_head, load_reward_model
 from rmforge.train.tiny import tiny_model
 
 TEXTS = ["hello there, my friend. the cat is good", "hi", "what is the best answer to this question?"]

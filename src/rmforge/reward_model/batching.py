@@ -12,7 +12,7 @@
 * :func:`plain_rows` / :func:`length_buckets`: the rows of the builders above (same order) and a cut of
   them into groups of similar length, each padded on its own (fewer padding slots, one forward each).
 
-* :func:`packed_batch`: the same meta with a :class:`~rmforge.train.packing.PackedBatch` (decoders,
+* :func:`packed_batch`: the same meta with a :class:`~rmforge.reward_model.packing.PackedBatch` (decoders,
   ``prefix_shared`` / ``padding_free``); :func:`batch_order` puts its per-response outputs (sample
   order) into the row order of the builders above, so the losses read them the same way.
 
@@ -26,8 +26,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from rmforge.train.packing import MODES, PackedBatch, pack
-from rmforge.train.tokenize import Encoded, EncodedSample
+from rmforge.reward_model.packing import MODES, PackedBatch, pack
+from rmforge.reward_model.tokenize import Encoded, EncodedSample
 
 __all__ = ["batch_order", "collate", "length_buckets", "nway_batch", "packed_batch", "pair_batch", "plain_rows",
            "pointwise_batch", "unflatten"]

@@ -31,7 +31,7 @@ assistant's ``tool_calls`` and a tool message's ``name`` go to the template in t
 template that does not read them ignores them; the plain and pair formats do not show them).
 
 Texts already rendered by the template (OpenRLHF's ``/get_reward``) are encoded by
-:meth:`RewardEncoder.encode_rendered` (:mod:`rmforge.train.rendered`) to the same ids as their
+:meth:`RewardEncoder.encode_rendered` (:mod:`rmforge.reward_model.rendered`) to the same ids as their
 conversations, also when cut at the end token (``...answer<|im_end|>``).
 
 Length policy (``max_length`` counts every token, EOS included): ``drop`` drops long samples;
@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from rmforge.data.schema import Message, Sample
-from rmforge.train.rendered import RenderedTexts, prompt_prefix
+from rmforge.reward_model.rendered import RenderedTexts, prompt_prefix
 
 LengthPolicy = Literal["truncate_prompt", "truncate_response", "drop"]
 CHUNK_SAMPLES = 256

@@ -4,7 +4,7 @@ A sample becomes one *document*. With prefix sharing the document is ``[prefix |
 branch_k]``: the prefix is the longest common token prefix of the sample's rows (found on the ids,
 so hh-rlhf pairs that arrive as two full transcripts share it too), capped so that every branch
 keeps at least its last token; each branch's position ids restart where the prefix ends, and the
-mask (:mod:`rmforge.train.attention`) lets a branch see the prefix and itself only. Without sharing
+mask (:mod:`rmforge.reward_model.attention`) lets a branch see the prefix and itself only. Without sharing
 (``padding_free``) each row of the sample is its own document. Documents are packed first-fit
 decreasing into rows (block-diagonal: nothing crosses documents), so each branch's last token sees
 exactly the tokens and positions of its unpacked row, and its reward is the same.
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from rmforge.train.attention import attention_inputs, hf_model
-from rmforge.train.tokenize import Encoded
+from rmforge.reward_model.attention import attention_inputs, hf_model
+from rmforge.reward_model.tokenize import Encoded
 
 MODES = ("prefix_shared", "padding_free")
 

@@ -12,15 +12,15 @@ from rmforge.config import load_config
 from rmforge.data.demo import generate_demo
 from rmforge.data.io import write_samples
 from rmforge.data.schema import Sample, assistant, user
-from rmforge.train.batching import batch_order, packed_batch
+from rmforge.reward_model.batching import batch_order, packed_batch
 from rmforge.train.config import BTConfig, LossConfig
 from rmforge.train.metrics import read_metrics
-from rmforge.train.modeling import load_reward_model
-from rmforge.train.packing import doc_tokens, layout, pack, packed_outputs, shared_prefix_len
+from rmforge.reward_model.modeling import load_reward_model
+from rmforge.reward_model.packing import doc_tokens, layout, pack, packed_outputs, shared_prefix_len
 from rmforge.train.sampler import epoch_batches, sample_lengths, split_by_tokens
-from rmforge.train.scoring import model_outputs, score_samples
+from rmforge.reward_model.forward import model_outputs, score_samples
 from rmforge.train.tiny import tiny_model
-from rmforge.train.tokenize import Encoded, EncodedSample, RewardEncoder
+from rmforge.reward_model.tokenize import Encoded, EncodedSample, RewardEncoder
 from rmforge.train.trainer import batch_loss, train_bt
 
 CPU = torch.device("cpu")
@@ -208,7 +208,7 @@ def test_lora_model_packed_equals_plain(rm, demo_samples):
 
 
 def test_packed_batch_meta_matches_pair_batch(demo_samples):
-    from rmforge.train.batching import pair_batch
+    from rmforge.reward_model.batching import pair_batch
 
     _, meta = packed_batch(demo_samples[:4], pad_id=0)
     _, ref = pair_batch(demo_samples[:4], pad_id=0)

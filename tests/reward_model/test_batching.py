@@ -1,12 +1,12 @@
-"""Tests for rmforge.train.batching: padding, attention masks, pair/N-way/pointwise batches."""
+"""Tests for rmforge.reward_model.batching: padding, attention masks, pair/N-way/pointwise batches."""
 
 import math
 
 import pytest
 import torch
 
-from rmforge.train.batching import collate, nway_batch, pair_batch, pointwise_batch, unflatten
-from rmforge.train.tokenize import Encoded, EncodedSample
+from rmforge.reward_model.batching import collate, nway_batch, pair_batch, pointwise_batch, unflatten
+from rmforge.reward_model.tokenize import Encoded, EncodedSample
 
 PAD = 0
 
@@ -79,7 +79,7 @@ def test_encoder_to_batch_end_to_end():
     from transformers import PreTrainedTokenizerFast
 
     from rmforge.data.schema import Sample, assistant, user
-    from rmforge.train.tokenize import RewardEncoder
+    from rmforge.reward_model.tokenize import RewardEncoder
 
     vocab = {t: i for i, t in enumerate(["<pad>", "<unk>", "<s>", "</s>", "a", "b", "c"])}
     tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
@@ -95,7 +95,7 @@ def test_encoder_to_batch_end_to_end():
 
 
 def test_length_buckets_minimise_padded_slots_plus_overhead():
-    from rmforge.train.batching import length_buckets
+    from rmforge.reward_model.batching import length_buckets
 
     lengths = [100, 10, 95, 12, 50]
     # slots: one group 5 * 100 = 500; {100, 95} {50} {12, 10}: 274; {100, 95, 50} {12, 10}: 324
@@ -108,7 +108,7 @@ def test_length_buckets_minimise_padded_slots_plus_overhead():
 
 
 def test_plain_rows_follow_the_builders_order():
-    from rmforge.train.batching import plain_rows
+    from rmforge.reward_model.batching import plain_rows
 
     pairs = [EncodedSample(i, "pair", [enc([1, i]), enc([2, i, 3])]) for i in range(3)]
     rows, meta = plain_rows(pairs)

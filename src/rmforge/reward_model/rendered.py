@@ -1,6 +1,6 @@
 """Conversations that arrive already rendered by the chat template (OpenRLHF's ``/get_reward`` queries).
 
-:class:`RenderedTexts` is a mixin of :class:`~rmforge.train.tokenize.RewardEncoder`: it probes what
+:class:`RenderedTexts` is a mixin of :class:`~rmforge.reward_model.tokenize.RewardEncoder`: it probes what
 the template writes after an assistant turn (``turn_suffix``, ``<|im_end|>\\n`` for ChatML) and
 encodes a rendered text to exactly the token ids :meth:`RewardEncoder.encode` gives its
 conversation, also when the text stops at the end token (``...answer<|im_end|>``: a generation
@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 from rmforge.data.schema import Message
 
 if TYPE_CHECKING:
-    from rmforge.train.tokenize import Encoded
+    from rmforge.reward_model.tokenize import Encoded
 
 
 class RenderedTexts:
-    """Rendered-text methods of :class:`~rmforge.train.tokenize.RewardEncoder` (uses its template,
+    """Rendered-text methods of :class:`~rmforge.reward_model.tokenize.RewardEncoder` (uses its template,
     tokenizer, ``_render``/``_chat_dicts``, ``_text_rows`` and ``_fit``)."""
 
     tok: Any
