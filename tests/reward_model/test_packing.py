@@ -298,11 +298,12 @@ def test_hh_rlhf_pairs_tiny_llama(shared_data, tmp_path):
 @pytest.mark.shared
 @pytest.mark.slow
 def test_hh_rlhf_pairs_smollm2(shared_data):
-    from rmforge.models import resolve_model
+    from rmforge.models import cache_dir, embedded, resolve_model
 
-    cache = Path.home() / ".cache" / "rmforge" / "models" / "smollm2-135m"
-    if not cache.is_dir():
-        pytest.skip("SmolLM2-135M is not cached")
+    # The package must be installed (resolve_model needs its GGUF) and already converted (no 25 s here).
+    smollm2 = embedded("smollm2-135m")
+    if smollm2.source() is None or smollm2.path() != cache_dir() / "smollm2-135m":
+        pytest.skip("SmolLM2-135M is not installed or not converted yet")
     model, tok = load_reward_model(resolve_model("smollm2-135m"))
     samples, _ = RewardEncoder(tok, 256).encode_dataset(_hh_pairs(shared_data, 6))
     want = unpacked(model.eval(), samples, tok.pad_token_id)
