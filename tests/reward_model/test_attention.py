@@ -127,5 +127,5 @@ def test_tiny_models_never_switch_to_flex(llama, monkeypatch):
     model = llama.model
     assert head_dim(model.config) < 16
     before = attn_implementation(model)
-    assert use_flex_attention(model) is False
+    assert use_flex_attention(model) == (False, "head dimension 8 < 16")
     assert attn_implementation(model) == before

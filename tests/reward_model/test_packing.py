@@ -265,6 +265,21 @@ def test_training_curves_equal_across_packing(run_root):
     assert json.loads((run_root / "ref-true" / "manifest.json").read_text())["summary"]["steps"] == 5
 
 
+def test_start_event_says_how_forwards_are_laid_out(run_root):
+    """Issue 17: the start event names the packing chosen for this hardware and why, the token budget and
+    its reason, the static row widths and the kernel compilations (none on CPU)."""
+    summary, rows = _train(run_root, "layout", "train.max_steps=2")
+    start = rows[0]
+    assert start["packing"] == "prefix_shared"
+    assert start["packing_reason"] == "cpu: prompts encoded once and no padding (fastest here: bench/bt_throughput.py)"
+    assert start["token_budget"] is None and start["token_budget_reason"] == \
+        "cpu: micro-batches of 8 samples (train.token_budget=auto)"
+    assert start["row_widths"] is None and start["compiles"] == 0 and start["activation_checkpointing"] is False
+    assert summary["compiles"] == 0
+    _, rows = _train(run_root, "layout-budget", "train.max_steps=1", "train.token_budget=300")
+    assert (rows[0]["token_budget"], rows[0]["token_budget_reason"]) == (300, "train.token_budget")
+
+
 def test_encoder_rejects_explicit_packing(run_root, tmp_path):
     from rmforge.errors import ConfigError
 

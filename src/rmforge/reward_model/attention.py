@@ -11,8 +11,8 @@ How the rule reaches the model depends on ``config._attn_implementation``:
   through untouched (``masking_utils._preprocess_mask_arguments``). An integer mask is rejected.
 * ``eager``: an additive float mask (0 / dtype min). The eager kernel *adds* the mask to the
   scores, so a 0/1 float mask silently gives wrong rewards: :func:`check_mask` refuses it.
-* ``flex_attention`` (GPU): a FlexAttention ``BlockMask`` built from the same rule (fully masked
-  blocks are skipped); when it cannot be built, the dense boolean mask is used (SDPA semantics).
+* ``rmforge_flex`` / ``flex_attention`` (GPU, :mod:`rmforge.reward_model.flex`): a FlexAttention
+  ``BlockMask`` built on the device from the same rule (fully masked blocks are skipped).
 * ``flash_attention_*``: no custom masks; only block-diagonal packing (``padding_free``) through
   ``position_ids`` (transformers derives the sequence boundaries), prefix sharing is unavailable.
 """
@@ -23,6 +23,15 @@ import logging
 
 import torch
 from torch import Tensor
+
+from rmforge.reward_model.flex import (  # noqa: F401 - re-exported: the FlexAttention pieces live in .flex
+    FLEX_IMPL,
+    FLEX_MIN_HEAD_DIM,
+    block_mask,
+    flex_attention_usable,
+    head_dim,
+    use_flex_attention,
+)
 
 logger = logging.getLogger("rmforge.reward_model")
 
@@ -53,29 +62,73 @@ def is_decoder_rm(model) -> bool:
             and getattr(hf, "base_model_prefix", "") == "model" and cfg.model_type not in {"bert", "roberta"})
 
 
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        logger.warning(message)
+
+
+def model_device_type(model) -> str:
+    """``cuda`` / ``cpu`` / ... of the model's parameters (cpu for a model without any)."""
+    try:
+        return next(hf_model(model).parameters()).device.type
+    except StopIteration:
+        return "cpu"
+
+
 def resolve_packing(model, packing: str) -> str:
-    """Concrete packing for ``model``: ``auto`` = prefix_shared for known decoder families whose
-    backend takes custom masks (padding_free under flash attention), none otherwise (encoders).
-    An explicit packing mode on an encoder raises ValueError."""
+    """Concrete packing for ``model`` where it lives (see :func:`choose_packing`)."""
+    return choose_packing(model, packing)[0]
+
+
+def choose_packing(model, packing: str, device_type: str | None = None, flex_reason: str | None = None
+                   ) -> tuple[str, str]:
+    """Concrete packing for ``model`` on ``device_type`` (default: where its parameters are) and why.
+
+    ``auto``: encoders and unknown decoder families get ``none``; flash attention gets ``padding_free``
+    (boundaries from ``position_ids``); on CUDA, ``prefix_shared`` when the model runs FlexAttention
+    (block-sparse masks), else ``none`` (plain padded rows keep SDPA's fused kernel; a dense packed
+    mask on the GPU is slower: ``flex_reason`` says why FlexAttention is off); on CPU ``prefix_shared``.
+    An explicit mode is kept (with a warning when it needs dense masks on a GPU); an explicit packing
+    mode on an encoder, or ``prefix_shared`` under flash attention, raises ValueError."""
     if packing not in PACKING_MODES:
         raise ValueError(f"packing must be one of {', '.join(PACKING_MODES)}, not {packing!r}")
     if packing == "none":
-        return "none"
+        return "none", "packing=none was asked for"
     impl = attn_implementation(model)
     if not is_decoder_rm(model):
         if packing == "auto":
-            return "none"
+            return "none", f"{type(hf_model(model)).__name__} attends bidirectionally: one padded row per response"
         raise ValueError(f"packing={packing} needs a causal decoder reward model; "
                          f"{type(hf_model(model)).__name__} attends bidirectionally: use packing=none")
     flash = impl.startswith("flash_attention")
+    flex = impl in (FLEX_IMPL, "flex_attention")
+    device_type = device_type or model_device_type(model)
     if packing == "auto":
-        if hf_model(model).config.model_type not in PACKABLE_TYPES:
-            return "none"
-        return "padding_free" if flash else "prefix_shared"
+        model_type = hf_model(model).config.model_type
+        if model_type not in PACKABLE_TYPES:
+            return "none", f"{model_type} is not a decoder family known to pack safely"
+        if flash:
+            return "padding_free", f"{impl}: block-diagonal packing through position_ids (no prefix sharing)"
+        if device_type == "cuda":
+            if flex:
+                return "prefix_shared", ("FlexAttention on CUDA: prompts encoded once, no padding, fully "
+                                         "masked blocks skipped, a few static row widths")
+            return "none", (f"FlexAttention is off ({flex_reason or impl}): plain padded rows keep the fused "
+                            "SDPA kernel; a dense packed mask on the GPU would be slower")
+        return "prefix_shared", (f"{device_type}: prompts encoded once and no padding (fastest here: "
+                                 "bench/bt_throughput.py)")
     if packing == "prefix_shared" and flash:
         raise ValueError(f"packing=prefix_shared needs custom attention masks, which {impl} does not take: "
                          "load the model with attn_implementation='sdpa' or use packing=padding_free")
-    return packing
+    if device_type == "cuda" and not flash and not flex:
+        _warn_once(f"packing={packing} without FlexAttention ({flex_reason or impl}) builds dense [rows, 1, width, "
+                   "width] masks on the GPU; packing=auto would use plain padded rows")
+        return packing, f"packing={packing} was asked for (dense masks: FlexAttention is off)"
+    return packing, f"packing={packing} was asked for"
 
 
 def mask_backend(model) -> str:
@@ -84,6 +137,8 @@ def mask_backend(model) -> str:
     impl = attn_implementation(model)
     if impl.startswith("flash_attention"):
         return "position_ids"
+    if impl == FLEX_IMPL:
+        return "flex_attention"
     return impl if impl in MASK_BACKENDS else "sdpa"
 
 
@@ -100,17 +155,6 @@ def dense_mask(doc: Tensor, branch: Tensor) -> Tensor:
 def additive_mask(mask: Tensor, dtype: torch.dtype) -> Tensor:
     """0 where ``mask`` is True, the dtype's minimum elsewhere (what the eager kernel adds to scores)."""
     return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, torch.finfo(dtype).min)
-
-
-def block_mask(doc: Tensor, branch: Tensor):
-    """FlexAttention ``BlockMask`` for the same rule as :func:`dense_mask`."""
-    from torch.nn.attention.flex_attention import create_block_mask
-
-    def mask_mod(b, h, q, kv):
-        return (q >= kv) & (doc[b, q] == doc[b, kv]) & ((branch[b, kv] == 0) | (branch[b, q] == branch[b, kv]))
-
-    rows, width = doc.shape
-    return create_block_mask(mask_mod, rows, None, width, width, device=doc.device)
 
 
 def check_mask(mask, backend: str) -> None:
@@ -135,72 +179,8 @@ def attention_inputs(model, doc: Tensor, branch: Tensor, dtype: torch.dtype = to
             raise ValueError("flash attention cannot share prefixes (branches > 1): use packing=padding_free")
         return None
     if backend == "flex_attention":
-        try:
-            return block_mask(doc, branch)
-        except Exception as exc:  # noqa: BLE001 - any failure falls back to the dense mask
-            logger.warning("FlexAttention block mask failed (%s); using a dense boolean mask", exc)
-            return dense_mask(doc, branch)
+        return block_mask(doc, branch)
     mask = dense_mask(doc, branch)
     out = additive_mask(mask, dtype) if backend == "eager" else mask
     check_mask(out, backend)
     return out
-
-
-FLEX_MIN_HEAD_DIM = 16
-"""FlexAttention's Triton kernels cannot lower head dimensions under 16 (the tiny test models)."""
-FLEX_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
-
-
-def flex_attention_usable(device_type: str, head_dim: int | None, dtype: torch.dtype, supports_flex: bool,
-                          torch_version: str = torch.__version__) -> tuple[bool, str]:
-    """Whether FlexAttention can run a model, and why not: a pure decision (no kernels are built).
-
-    Needs a CUDA device, a model class that supports it, torch >= 2.5, a head dimension of at least
-    :data:`FLEX_MIN_HEAD_DIM` and a float16/bfloat16/float32 model.
-    """
-    if device_type != "cuda":
-        return False, f"FlexAttention kernels need a CUDA device, not {device_type}"
-    if not supports_flex:
-        return False, "the model class does not support FlexAttention"
-    major, minor = (int(x) for x in torch_version.split("+")[0].split(".")[:2])
-    if (major, minor) < (2, 5):
-        return False, f"torch {torch_version} is older than 2.5"
-    if head_dim is not None and head_dim < FLEX_MIN_HEAD_DIM:
-        return False, f"head dimension {head_dim} < {FLEX_MIN_HEAD_DIM}"
-    if dtype not in FLEX_DTYPES:
-        return False, f"dtype {dtype} is not supported"
-    return True, "ok"
-
-
-def head_dim(config) -> int | None:
-    """Attention head dimension of a transformers config (``head_dim`` or hidden / heads)."""
-    dim = getattr(config, "head_dim", None)
-    if dim:
-        return int(dim)
-    hidden, heads = getattr(config, "hidden_size", None), getattr(config, "num_attention_heads", None)
-    return hidden // heads if hidden and heads else None
-
-
-def use_flex_attention(model) -> bool:
-    """On CUDA, switch a decoder that supports it to FlexAttention (block-sparse packed masks);
-    returns whether the model now uses it. Where :func:`flex_attention_usable` says no (CPU, head
-    dim < 16, old torch...), the model is left as it is with one logged reason, never a crash."""
-    hf = hf_model(model)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dtype = next(hf.parameters()).dtype
-    except StopIteration:
-        dtype = torch.float32
-    ok, why = flex_attention_usable(device, head_dim(hf.config), dtype, bool(getattr(hf, "_supports_flex_attn", False)))
-    if not ok:
-        if device == "cuda":
-            logger.warning("FlexAttention not used (%s); keeping %s", why, attn_implementation(model))
-        return False
-    try:
-        from torch.nn.attention import flex_attention  # noqa: F401
-
-        hf.set_attn_implementation("flex_attention")
-    except Exception as exc:  # noqa: BLE001
-        logger.warning("FlexAttention unavailable (%s); keeping %s", exc, attn_implementation(model))
-        return False
-    return True

@@ -15,9 +15,10 @@ from typing import Sequence
 
 import torch
 
-from rmforge.reward_model.attention import resolve_packing
+from rmforge.reward_model.attention import mask_backend, resolve_packing
 from rmforge.reward_model.batching import collate
 from rmforge.reward_model.packing import doc_tokens, pack, packed_outputs
+from rmforge.reward_model.shapes import geometric_widths, width_for
 from rmforge.reward_model.tokenize import Encoded, EncodedSample
 
 
@@ -50,6 +51,7 @@ def model_outputs(model, encodings: Sequence[Encoded], pad_id: int, batch_size: 
     return out
 
 
+@torch.no_grad()
 def _packed_outputs(model, groups: Sequence[Sequence[Encoded]], pad_id: int, batch_size: int, device,
                     autocast, share: bool, progress=None) -> list[list[float]]:
     """Head outputs of every row of ``groups`` (flattened, input order), ``batch_size`` groups per
@@ -57,15 +59,17 @@ def _packed_outputs(model, groups: Sequence[Sequence[Encoded]], pad_id: int, bat
     was_training = model.training
     model.eval()
     device = device or next(model.parameters()).device
-    order = sorted(range(len(groups)), key=lambda i: doc_tokens(groups[i], share))
+    sizes = [doc_tokens(g, share) for g in groups]
+    order = sorted(range(len(groups)), key=lambda i: sizes[i])
     starts = [0]
     for g in groups:
         starts.append(starts[-1] + len(g))
     out: list[list[float]] = [[math.nan]] * starts[-1]
+    static = mask_backend(model) == "flex_attention"  # one row a forward, of a few fixed widths
     try:
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            batch = pack([groups[i] for i in idx], pad_id, share).to(device)
+        for idx in _batches(order, sizes, batch_size, INFER_ROW_TOKENS if static else None):
+            width = width_for(sum(sizes[i] for i in idx), INFER_WIDTHS) if static else None
+            batch = pack([groups[i] for i in idx], pad_id, share, row_tokens=width).to(device)
             with autocast() if autocast is not None else _null():
                 rows = packed_outputs(model, batch).float().tolist()
             slots = [starts[i] + k for i in idx for k in range(len(groups[i]))]
@@ -76,6 +80,28 @@ def _packed_outputs(model, groups: Sequence[Sequence[Encoded]], pad_id: int, bat
     finally:
         model.train(was_training)
     return out
+
+
+INFER_ROW_TOKENS = 16384
+"""Under FlexAttention (GPU), a scoring forward is one packed row of at most this many tokens (unless one
+sample is longer), with a width from :data:`INFER_WIDTHS`: evaluation and serving share a few shapes,
+so the compiled kernel is specialised a bounded number of times per process."""
+INFER_WIDTHS = geometric_widths(INFER_ROW_TOKENS, 1024)
+
+
+def _batches(order: Sequence[int], sizes: Sequence[int], batch_size: int, max_tokens: int | None):
+    """Consecutive groups of ``order``: at most ``batch_size`` each and, with ``max_tokens``, at most that
+    many laid-out tokens (a longer group goes alone)."""
+    batch: list[int] = []
+    used = 0
+    for i in order:
+        if batch and (len(batch) == batch_size or (max_tokens and used + sizes[i] > max_tokens)):
+            yield batch
+            batch, used = [], 0
+        batch.append(i)
+        used += sizes[i]
+    if batch:
+        yield batch
 
 
 def reward_weights(model) -> list[float] | None:

@@ -33,6 +33,7 @@ import torch
 
 from rmforge.data.schema import Sample
 from rmforge.errors import ConfigError, ModelLoadError, NonFiniteRewardError, RmforgeError
+from rmforge.reward_model.attention import attn_implementation, choose_packing, use_flex_attention
 from rmforge.reward_model.tokenize import (
     EncodedSample,
     EncodeStats,
@@ -207,6 +208,8 @@ def load_scorer(model: str | os.PathLike, *, max_length: int | None = None, batc
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     net = loaded.model.to(dev).eval()
     check_finite_weights(name, net)  # on the device: one pass over the weights, fast on a GPU
+    if dev.type == "cuda" and choose_packing(net, "auto", "cpu")[0] != "none":  # a packable decoder
+        use_flex_attention(net)  # packed forwards with block-sparse masks and static row widths (else SDPA)
     if manifest is not None:
         encoder = _run_encoder(manifest_path.parent, manifest, loaded.tokenizer, max_length, length_policy)
     else:
@@ -215,7 +218,7 @@ def load_scorer(model: str | os.PathLike, *, max_length: int | None = None, batc
     info = {"model": name, "source": loaded.info.source, "run_dir": str(manifest_path.parent) if manifest_path else None,
             "architecture": loaded.info.architecture, "head_initialised": loaded.info.head_initialised,
             "head_seed": HEAD_SEED if loaded.info.head_initialised else None, "encoding": encoder.info(),
-            "precision": precision}
+            "precision": precision, "attention": attn_implementation(net)}
     return Scorer(net, loaded.tokenizer, encoder, name, batch_size, precision, dev, info, progress=progress)
 
 

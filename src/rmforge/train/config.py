@@ -5,7 +5,7 @@ Every option lives here once, with its docstring; components receive plain value
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -74,9 +74,11 @@ class OptimConfig(ConfigModel):
     its own longest row and run as its own forward (fewer padding slots; same rewards). null = on for CPU
     (a forward's fixed cost is small there), off on GPU. Single process only (DDP allows one forward per
     backward): off under a multi-process launch."""
-    token_budget: int | None = Field(default=None, ge=1)
+    token_budget: Annotated[int, Field(ge=1)] | Literal["auto"] | None = "auto"
     """With packing: tokens per forward pass (after prefix sharing); micro-batches are cut by this budget
-    instead of ``micro_batch_size``. Steps, schedule and per-pair loss normalisation do not change."""
+    instead of ``micro_batch_size``. Steps, schedule and per-pair loss normalisation do not change.
+    ``auto``: on a GPU, sized from the free device memory (activation checkpointing switched on only when
+    one sample would not fit otherwise); on CPU, ``micro_batch_size`` forwards. null = never by tokens."""
 
 
 class LossConfig(ConfigModel):

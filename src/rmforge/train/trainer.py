@@ -19,14 +19,16 @@ from rmforge.config import dump_config
 from rmforge.errors import RmforgeError
 from rmforge.fileio import atomic_dir
 from rmforge.train import checkpoint as ckpt_io
-from rmforge.reward_model.attention import attn_implementation, resolve_packing, use_flex_attention
+from rmforge.reward_model.attention import resolve_packing
 from rmforge.reward_model.batching import batch_order, collate, length_buckets, packed_batch, plain_rows
 from rmforge.train.config import TrainBase
 from rmforge.train.engine import Engine, lr_scheduler
 from rmforge.train.losses import pairwise_loss, plackett_luce_loss, regression_loss
+from rmforge.reward_model.flex import compiles
+from rmforge.train.layout import free_device_memory, out_of_memory, plan_layout
 from rmforge.train.metrics import Window, check_trackers, open_run_log, peak_memory_mb
-from rmforge.reward_model.packing import any_worth_sharing, doc_tokens, packed_outputs
-from rmforge.train.sampler import epoch_batches, sample_lengths, split_by_tokens, split_micro
+from rmforge.reward_model.packing import any_worth_sharing, packed_outputs
+from rmforge.train.sampler import epoch_batches
 from rmforge.reward_model.forward import model_outputs, score_samples
 from rmforge.train.scoring import pair_eval_metrics, pointwise_eval_metrics
 from rmforge.train.selection import best_metric, check_finite_loss, compare_to_best, reward_normalization, saved_model
@@ -128,7 +130,7 @@ def adamw(groups, lr: float, betas) -> torch.optim.Optimizer:
 
 
 def batch_loss(model, items, pad_id: int, loss_cfg, device, packing: str = "none",
-               buckets: bool = False) -> tuple[torch.Tensor, dict]:
+               buckets: bool = False, row_tokens: int | None = None) -> tuple[torch.Tensor, dict]:
     """Summed loss over the samples of one homogeneous micro-batch, plus running statistics.
 
     ``loss_cfg.tie_model`` should be resolved by the caller (the trainer resolves ``auto`` from the
@@ -136,13 +138,15 @@ def batch_loss(model, items, pad_id: int, loss_cfg, device, packing: str = "none
     ``prefix_shared`` / ``padding_free`` / ``none``) only changes how the forward is laid out; the
     statistics count real ``tokens`` and the ``positions`` processed (padding included). ``buckets``:
     plain forwards run per length bucket (:func:`~rmforge.reward_model.batching.length_buckets`).
+    ``row_tokens``: packed row width (static shapes under FlexAttention: the whole micro-batch in one
+    row of a planned width; the plain-batch shortcut below is then skipped).
     """
     kind = items[0].kind
     n = len(items)
-    if packing == "prefix_shared" and not any_worth_sharing(items):
+    if packing == "prefix_shared" and row_tokens is None and not any_worth_sharing(items):
         packing = "none"  # nothing to share: plain batches keep the backend's fused causal attention
     if packing != "none":
-        packed, meta = packed_batch(items, pad_id, packing)
+        packed, meta = packed_batch(items, pad_id, packing, row_tokens)
         logits = batch_order(packed_outputs(model, packed.to(device)), kind, n)
         size = {"tokens": packed.tokens, "positions": packed.positions}
     else:
@@ -214,16 +218,19 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
 
         model = apply_lora(model, cfg.lora, gradient_checkpointing=cfg.train.gradient_checkpointing)
     opt = cfg.train
-    packing = _packing(model, opt.packing)
+    micro = opt.micro_batch_size or opt.batch_size
+    layout = plan_layout(model, opt, engine.device.type, prep.train, micro, free_device_memory(engine.device))
+    if layout.checkpointing and not opt.gradient_checkpointing:  # the automatic token budget needs it
+        model.gradient_checkpointing_enable()
+    packing, lengths = layout.packing, layout.lengths  # packed modes: grouped by laid-out length
     # several forwards before one backward is not allowed under DDP: buckets only on one process
     buckets = (opt.length_buckets if opt.length_buckets is not None else engine.device.type == "cpu") \
         and engine.world == 1
-    by_tokens = packing != "none" and bool(opt.token_budget)
-    doc_lens = [doc_tokens(s.encodings, packing == "prefix_shared") for s in prep.train] if by_tokens else []
-    lengths = sample_lengths(prep.train, packing)  # packed modes: grouped by laid-out length
     keys = [s.kind for s in prep.train]
     steps_per_epoch = len(epoch_batches(lengths, opt.batch_size, cfg.seed, 0, opt.length_grouping, keys))
     total = opt.max_steps if opt.max_steps > 0 else math.ceil(opt.epochs * steps_per_epoch)
+    layout.fit_widths(opt.batch_size, cfg.seed, math.ceil(total / steps_per_epoch), opt.length_grouping, keys,
+                      engine.world)
     optimizer = adamw(param_groups(model, opt.weight_decay), opt.lr, opt.betas)
     scheduler = lr_scheduler(opt.scheduler, optimizer, int(opt.warmup_ratio * total), total)
     state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "best_loss": None, "best_step": None,
@@ -241,12 +248,10 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
             (out / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
             log.write({"event": "start", "step": state["step"], "total_steps": total, "data": prep.stats,
                        "precision": engine.precision, "world_size": engine.world, "model": prep.model_info,
-                       "tie_model": prep.tie_model, "packing": packing, "attention": attn_implementation(model),
-                       "token_budget": opt.token_budget if packing != "none" else None,
+                       "tie_model": prep.tie_model, **layout.start_event(model),
                        "length_buckets": buckets,
                        "resumed_from": str(resume_from) if resume_from else None})
             report_data(console, prep.stats)
-        micro = opt.micro_batch_size or opt.batch_size
         loss_cfg = cfg.loss.model_copy(update={"tie_model": prep.tie_model}) if prep.attributes is None else cfg.loss
         bar = progress_bar(total, state["step"], cfg.logging.progress and engine.is_main)
         window, t_window, padding = Window(), time.perf_counter(), [0, 0]  # padding: real tokens, positions
@@ -263,18 +268,13 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
             batches = epoch_batches(lengths, opt.batch_size, cfg.seed, state["epoch"], opt.length_grouping, keys)
             for bi in range(state["batch_in_epoch"], len(batches)):
                 items = [prep.train[i] for i in batches[bi]]
-                mine = batches[bi][engine.rank::engine.world]
-                if by_tokens:
-                    groups = split_by_tokens([doc_lens[i] for i in mine], opt.token_budget)
-                    parts = [[mine[k] for k in g] for g in groups]
-                else:
-                    parts = split_micro(mine, micro)
+                parts = layout.parts(batches[bi], engine.rank, engine.world)
                 bad_loss = None
-                for j, part in enumerate(parts):
-                    with engine.no_sync(model, j == len(parts) - 1):
+                for j, (part, width) in enumerate(parts):
+                    with engine.no_sync(model, j == len(parts) - 1), out_of_memory(layout, state["step"] + 1, part):
                         with engine.autocast():
                             loss_sum, stats = batch_loss(model, [prep.train[i] for i in part], pad_id, loss_cfg,
-                                                         engine.device, packing, buckets)
+                                                         engine.device, packing, buckets, width)
                         engine.backward(loss_sum * (engine.world / len(items)))
                     if bad_loss is None and not math.isfinite(stats["loss_sum"]):
                         bad_loss = stats["loss_sum"] / stats["samples"]
@@ -365,20 +365,6 @@ def validation_pass(cfg, engine, net, prep) -> tuple[dict, list[list[float]]]:
     return pair_eval_metrics(prep.validation, rewards, prep.tie_model, cfg.loss.tie_param), rewards
 
 
-def _packing(model, packing: str) -> str:
-    """Resolve ``train.packing`` for the model (ConfigError when it cannot pack); on GPU a packing
-    decoder switches to FlexAttention where it can."""
-    from rmforge.errors import ConfigError
-
-    try:
-        resolved = resolve_packing(model, packing)
-    except ValueError as exc:
-        raise ConfigError(f"train.packing: {exc}") from None
-    if resolved == "prefix_shared":
-        use_flex_attention(model)
-    return resolved
-
-
 def _checkpoint(cfg, engine, model, tok, optimizer, scheduler, state, out) -> None:
     if engine.is_main:
         ckpt_io.save_checkpoint(out, state["step"], engine.unwrap(model), tok, optimizer, scheduler, dict(state),
@@ -418,7 +404,7 @@ def _finish(cfg, engine, model, prep, state, log, out, final_eval: tuple | None)
 
             net.load_state_dict(load_file(str(best_dir / "model.safetensors")), strict=False)
     summary = {"steps": state["step"], "best_step": state["best_step"] if use_best else state["step"],
-               "rank_param_checksums": checksums}
+               "rank_param_checksums": checksums, "compiles": compiles()}
     if engine.is_main:
         if use_best or (final_eval is None and prep.validation):  # the weights differ from the last pass
             final_eval = validation_pass(cfg, engine, net, prep)

@@ -1,0 +1,168 @@
+"""FlexAttention for packed reward-model forwards on the GPU (issue 17).
+
+transformers' own ``flex_attention`` backend compiles its kernel in a process-wide singleton that is
+rebuilt whenever the model switches between training and evaluation, and lets the compiler go
+dynamic after the second row width. Packed rows here come in a few fixed widths
+(:mod:`rmforge.reward_model.shapes`), so rmforge registers its own attention function,
+``rmforge_flex`` (transformers' ``AttentionInterface``): one ``torch.compile(flex_attention,
+dynamic=False)`` kernel for the process, specialised once per row shape, and a block mask built on
+the device by a compiled ``create_block_mask``. :func:`compiles` counts the shapes each of the two
+has been specialised for: the ``compiles`` count of the trainer's start/end events.
+
+Where FlexAttention cannot run (:func:`flex_attention_usable`: no CUDA, a model class without
+support, torch < 2.5, head dimension < 16 as in the tiny test models, an unsupported dtype) the model
+keeps its backend, with one logged reason, and packing falls back (:func:`choose_packing`).
+On CPU the same function runs eagerly (tests: it equals the dense SDPA rule).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import Tensor
+
+logger = logging.getLogger("rmforge.reward_model")
+
+FLEX_IMPL = "rmforge_flex"
+"""Name of rmforge's FlexAttention function in transformers' ``AttentionInterface``."""
+FLEX_MIN_HEAD_DIM = 16
+"""FlexAttention's Triton kernels cannot lower head dimensions under 16 (the tiny test models)."""
+FLEX_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+BLOCK = 128
+"""FlexAttention's block size: row widths are multiples of it."""
+
+_kernel = {"fn": None}
+_seen: dict[str, set] = {"attention": set(), "block_mask": set()}
+
+
+def flex_attention_usable(device_type: str, head_dim: int | None, dtype: torch.dtype, supports_flex: bool,
+                          torch_version: str = torch.__version__) -> tuple[bool, str]:
+    """Whether FlexAttention can run a model, and why not: a pure decision (no kernels are built).
+
+    Needs a CUDA device, a model class that supports it, torch >= 2.5, a head dimension of at least
+    :data:`FLEX_MIN_HEAD_DIM` and a float16/bfloat16/float32 model.
+    """
+    if device_type != "cuda":
+        return False, f"FlexAttention kernels need a CUDA device, not {device_type}"
+    if not supports_flex:
+        return False, "the model class does not support FlexAttention"
+    major, minor = (int(x) for x in torch_version.split("+")[0].split(".")[:2])
+    if (major, minor) < (2, 5):
+        return False, f"torch {torch_version} is older than 2.5"
+    if head_dim is not None and head_dim < FLEX_MIN_HEAD_DIM:
+        return False, f"head dimension {head_dim} < {FLEX_MIN_HEAD_DIM}"
+    if dtype not in FLEX_DTYPES:
+        return False, f"dtype {dtype} is not supported"
+    return True, "ok"
+
+
+def head_dim(config) -> int | None:
+    """Attention head dimension of a transformers config (``head_dim`` or hidden / heads)."""
+    dim = getattr(config, "head_dim", None)
+    if dim:
+        return int(dim)
+    hidden, heads = getattr(config, "hidden_size", None), getattr(config, "num_attention_heads", None)
+    return hidden // heads if hidden and heads else None
+
+
+def _compiled() -> bool:
+    return torch.cuda.is_available()
+
+
+def kernel():
+    """The process's FlexAttention kernel: compiled once (``dynamic=False``) on CUDA, eager elsewhere."""
+    if _kernel["fn"] is None:
+        from torch.nn.attention.flex_attention import flex_attention
+
+        _kernel["fn"] = torch.compile(flex_attention, dynamic=False) if _compiled() else flex_attention
+    return _kernel["fn"]
+
+
+def _note(kind: str, key: tuple) -> None:
+    if _compiled():
+        _seen[kind].add(key)
+
+
+def compiles() -> int:
+    """Kernel specialisations so far in this process (attention + block mask, one per distinct row
+    shape, dtype and grad mode); 0 where nothing is compiled (CPU)."""
+    return len(_seen["attention"]) + len(_seen["block_mask"])
+
+
+def reset_compiles() -> None:
+    """Forget the shapes seen (tests; a new run in the same process keeps the compiled kernel)."""
+    for seen in _seen.values():
+        seen.clear()
+
+
+def rmforge_flex_attention(module, query: Tensor, key: Tensor, value: Tensor, attention_mask, scaling=None,
+                           dropout: float = 0.0, **kwargs):
+    """transformers attention function (``[B, H, S, D]`` in, ``[B, S, H, D]`` out): FlexAttention over a
+    packed forward's ``BlockMask``, transformers' SDPA function for any other mask (plain padded rows)."""
+    from torch.nn.attention.flex_attention import BlockMask
+
+    if not isinstance(attention_mask, BlockMask):  # a plain padded forward (packing=none): SDPA as usual
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout,
+                                      **kwargs)
+    if dropout and module.training:
+        raise ValueError(f"{FLEX_IMPL} has no attention dropout: set the model's attention_dropout to 0")
+    _note("attention", (tuple(query.shape), tuple(key.shape), query.dtype, torch.is_grad_enabled()))
+    out = kernel()(query, key, value, block_mask=attention_mask, scale=scaling,
+                   enable_gqa=query.shape[1] != key.shape[1])
+    return out.transpose(1, 2).contiguous(), None
+
+
+def register() -> None:
+    """Register :func:`rmforge_flex_attention` as ``rmforge_flex`` with transformers (idempotent)."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
+
+    AttentionInterface.register(FLEX_IMPL, rmforge_flex_attention)
+    # plain forwards get SDPA's masks; packed forwards pass their BlockMask, which transformers keeps as is
+    AttentionMaskInterface.register(FLEX_IMPL, ALL_MASK_ATTENTION_FUNCTIONS["sdpa"])
+
+
+def block_mask(doc: Tensor, branch: Tensor):
+    """FlexAttention ``BlockMask`` of the packed rule (same document, causal, prefix or own branch),
+    built where ``doc`` lives; compiled on CUDA so no ``[W, W]`` mask is ever materialised."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    def mask_mod(b, h, q, kv):
+        return (q >= kv) & (doc[b, q] == doc[b, kv]) & ((branch[b, kv] == 0) | (branch[b, q] == branch[b, kv]))
+
+    rows, width = doc.shape
+    compiled = doc.device.type == "cuda"
+    if compiled:
+        _note("block_mask", (rows, width))
+    return create_block_mask(mask_mod, rows, None, width, width, device=doc.device, _compile=compiled)
+
+
+def use_flex_attention(model) -> tuple[bool, str]:
+    """On CUDA, switch a decoder that supports it to ``rmforge_flex``; returns whether it now uses it
+    and why not. Where :func:`flex_attention_usable` says no (CPU, head dim < 16, old torch...), the
+    model is left as it is, with one logged warning on CUDA, never a crash."""
+    from rmforge.reward_model.attention import attn_implementation, hf_model
+
+    hf = hf_model(model)
+    if attn_implementation(model) in (FLEX_IMPL, "flex_attention"):
+        return True, "ok"
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dtype = next(hf.parameters()).dtype
+    except StopIteration:
+        dtype = torch.float32
+    ok, why = flex_attention_usable(device, head_dim(hf.config), dtype, bool(getattr(hf, "_supports_flex_attn", False)))
+    if not ok:
+        if device == "cuda":
+            logger.warning("FlexAttention not used (%s); keeping %s", why, attn_implementation(model))
+        return False, why
+    try:
+        register()
+        hf.set_attn_implementation(FLEX_IMPL)
+    except Exception as exc:  # noqa: BLE001 - an old transformers or an odd model class: keep the backend
+        logger.warning("FlexAttention unavailable (%s); keeping %s", exc, attn_implementation(model))
+        return False, f"FlexAttention unavailable: {exc}"
+    return True, "ok"
