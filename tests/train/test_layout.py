@@ -101,6 +101,8 @@ def test_row_shapes_over_an_epoch_of_hh_rlhf_dev(shared_data, tmp_path):
         shapes = {(1, width) for batch in epoch_batches(lay.lengths, 16, 42, 0, True, keys)
                   for _, width in lay.parts(batch, 0, 1)}
         assert len(samples) > 1000 and 1 <= len(shapes) <= 4, shapes
+    lay.fit_widths(16, 42, 1, True, keys, world=1, count=8)  # train.row_widths=8
+    assert len(lay.widths) == 8
 
 
 def test_out_of_memory_names_the_setting():

@@ -120,8 +120,9 @@ class Layout:
             return [(g, None) for g in groups]
         return [(g, width_for(sum(self.doc_lens[i] for i in g), self.widths)) for g in groups]
 
-    def fit_widths(self, batch_size: int, seed: int, epochs: int, grouping: bool, keys: list[str], world: int) -> None:
-        """Fit the static row widths to every micro-batch of ``epochs`` epochs on every process."""
+    def fit_widths(self, batch_size: int, seed: int, epochs: int, grouping: bool, keys: list[str], world: int,
+                   count: int = MAX_WIDTHS) -> None:
+        """Fit at most ``count`` static row widths to every micro-batch of ``epochs`` epochs on every process."""
         if not self.static:
             return
         totals = []
@@ -129,7 +130,7 @@ class Layout:
             for batch in epoch_batches(self.lengths, batch_size, seed, epoch, grouping, keys):
                 for rank in range(world):
                     totals += [sum(self.doc_lens[i] for i in g) for g, _ in self._plain_parts(batch, rank, world)]
-        self.widths = plan_widths(totals, MAX_WIDTHS)
+        self.widths = plan_widths(totals, count)
 
     def _plain_parts(self, batch, rank, world):
         static, self.static = self.static, False

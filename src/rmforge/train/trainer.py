@@ -230,7 +230,7 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
     steps_per_epoch = len(epoch_batches(lengths, opt.batch_size, cfg.seed, 0, opt.length_grouping, keys))
     total = opt.max_steps if opt.max_steps > 0 else math.ceil(opt.epochs * steps_per_epoch)
     layout.fit_widths(opt.batch_size, cfg.seed, math.ceil(total / steps_per_epoch), opt.length_grouping, keys,
-                      engine.world)
+                      engine.world, opt.row_widths)
     optimizer = adamw(param_groups(model, opt.weight_decay), opt.lr, opt.betas)
     scheduler = lr_scheduler(opt.scheduler, optimizer, int(opt.warmup_ratio * total), total)
     state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "best_loss": None, "best_step": None,
