@@ -159,3 +159,23 @@ def test_packed_scoring_keeps_no_autograd_graph(flex_rm, monkeypatch):
     monkeypatch.setattr(forward, "packed_outputs", lambda *a: grad_modes.append(torch.is_grad_enabled()) or real(*a))
     forward.score_samples(model, samples[:4], tok.pad_token_id, batch_size=2, packing="prefix_shared")
     assert grad_modes == [False, False]
+
+
+@pytest.mark.parametrize("heads,kv_heads", [(4, 2), (9, 3), (4, 4)])
+def test_flex_function_handles_gqa_and_mixed_dtypes(heads, kv_heads):
+    """Grouped heads (power of two or not, as SmolLM2-135M's 9/3) and autocast's mixed q/k/v dtypes give
+    SDPA's result."""
+    from torch.nn.attention.flex_attention import create_block_mask
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    torch.manual_seed(0)
+    q, k, v = torch.randn(1, heads, 128, 16), torch.randn(1, kv_heads, 128, 16), torch.randn(1, kv_heads, 128, 16)
+    module = torch.nn.Module()
+    module.num_key_value_groups, module.is_causal = heads // kv_heads, True
+    want, _ = sdpa_attention_forward(module, q, k, v, None, scaling=0.25)
+    bm = create_block_mask(lambda b, h, i, j: i >= j, 1, None, 128, 128, device="cpu")
+    got, _ = flex.rmforge_flex_attention(module, q, k, v, bm, scaling=0.25)
+    assert got.shape == (1, 128, heads, 16) and torch.allclose(got, want, atol=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed, _ = flex.rmforge_flex_attention(module, q, k, v.bfloat16(), bm, scaling=0.25)
+    assert mixed.dtype == torch.bfloat16 and torch.allclose(mixed.float(), want, atol=5e-2)

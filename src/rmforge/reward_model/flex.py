@@ -109,10 +109,27 @@ def rmforge_flex_attention(module, query: Tensor, key: Tensor, value: Tensor, at
                                       **kwargs)
     if dropout and module.training:
         raise ValueError(f"{FLEX_IMPL} has no attention dropout: set the model's attention_dropout to 0")
+    query, key, value = _same_dtype(query, key, value)
+    heads, kv_heads = query.shape[1], key.shape[1]
+    gqa = heads != kv_heads
+    if gqa and heads & (heads - 1):  # grouped heads need a power-of-two head count (SmolLM2-135M: 9 and 3)
+        key, value = (t.repeat_interleave(heads // kv_heads, dim=1) for t in (key, value))
+        gqa = False
     _note("attention", (tuple(query.shape), tuple(key.shape), query.dtype, torch.is_grad_enabled()))
-    out = kernel()(query, key, value, block_mask=attention_mask, scale=scaling,
-                   enable_gqa=query.shape[1] != key.shape[1])
+    out = kernel()(query, key, value, block_mask=attention_mask, scale=scaling, enable_gqa=gqa)
     return out.transpose(1, 2).contiguous(), None
+
+
+def _same_dtype(*tensors: Tensor) -> tuple[Tensor, ...]:
+    """FlexAttention needs one dtype: under autocast, RoPE leaves q/k in fp32 next to a bf16 v."""
+    device = tensors[0].device.type
+    if torch.is_autocast_enabled(device):
+        dtype = torch.get_autocast_dtype(device)
+    elif len({t.dtype for t in tensors}) > 1:
+        dtype = tensors[-1].dtype
+    else:
+        return tensors
+    return tuple(t.to(dtype) for t in tensors)
 
 
 def register() -> None:
