@@ -32,7 +32,7 @@ FLEX_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 BLOCK = 128
 """FlexAttention's block size: row widths are multiples of it."""
 
-_kernel = {"fn": None}
+_kernel: dict[str, object] = {}
 _seen: dict[str, set] = {"attention": set(), "block_mask": set()}
 
 
@@ -66,21 +66,23 @@ def head_dim(config) -> int | None:
     return hidden // heads if hidden and heads else None
 
 
-def _compiled() -> bool:
-    return torch.cuda.is_available()
+def _compiled(device_type: str) -> bool:
+    return device_type == "cuda"
 
 
-def kernel():
-    """The process's FlexAttention kernel: compiled once (``dynamic=False``) on CUDA, eager elsewhere."""
-    if _kernel["fn"] is None:
+def kernel(device_type: str):
+    """The process's FlexAttention kernel for a device type: compiled once (``dynamic=False``) for CUDA,
+    eager elsewhere (CPU tests)."""
+    if device_type not in _kernel:
         from torch.nn.attention.flex_attention import flex_attention
 
-        _kernel["fn"] = torch.compile(flex_attention, dynamic=False) if _compiled() else flex_attention
-    return _kernel["fn"]
+        _kernel[device_type] = torch.compile(flex_attention, dynamic=False) if _compiled(device_type) \
+            else flex_attention
+    return _kernel[device_type]
 
 
-def _note(kind: str, key: tuple) -> None:
-    if _compiled():
+def _note(kind: str, key: tuple, device_type: str) -> None:
+    if _compiled(device_type):
         _seen[kind].add(key)
 
 
@@ -115,8 +117,9 @@ def rmforge_flex_attention(module, query: Tensor, key: Tensor, value: Tensor, at
     if gqa and heads & (heads - 1):  # grouped heads need a power-of-two head count (SmolLM2-135M: 9 and 3)
         key, value = (t.repeat_interleave(heads // kv_heads, dim=1) for t in (key, value))
         gqa = False
-    _note("attention", (tuple(query.shape), tuple(key.shape), query.dtype, torch.is_grad_enabled()))
-    out = kernel()(query, key, value, block_mask=attention_mask, scale=scaling, enable_gqa=gqa)
+    device = query.device.type
+    _note("attention", (tuple(query.shape), tuple(key.shape), query.dtype, torch.is_grad_enabled()), device)
+    out = kernel(device)(query, key, value, block_mask=attention_mask, scale=scaling, enable_gqa=gqa)
     return out.transpose(1, 2).contiguous(), None
 
 
@@ -151,10 +154,9 @@ def block_mask(doc: Tensor, branch: Tensor):
         return (q >= kv) & (doc[b, q] == doc[b, kv]) & ((branch[b, kv] == 0) | (branch[b, q] == branch[b, kv]))
 
     rows, width = doc.shape
-    compiled = doc.device.type == "cuda"
-    if compiled:
-        _note("block_mask", (rows, width))
-    return create_block_mask(mask_mod, rows, None, width, width, device=doc.device, _compile=compiled)
+    _note("block_mask", (rows, width), doc.device.type)
+    return create_block_mask(mask_mod, rows, None, width, width, device=doc.device,
+                             _compile=doc.device.type == "cuda")
 
 
 def use_flex_attention(model) -> tuple[bool, str]:
