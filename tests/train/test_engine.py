@@ -12,6 +12,7 @@ from rmforge.train import engine
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("RMFORGE_CACHE", str(tmp_path))
     monkeypatch.delenv("RMFORGE_CPU_BF16", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the CPU rule, on any host
     return tmp_path / "cpu_bf16.json"
 
 
@@ -39,6 +40,14 @@ def test_measured_speedup_decides_and_is_cached(cache, monkeypatch, speedup, exp
     assert key.startswith("Some Xeon|threads=") and value == speedup
     assert engine.resolve_precision("auto") == ("bf16" if expect else "fp32")
     assert engine.resolve_precision("fp32") == "fp32" and engine.resolve_precision("bf16") == "bf16"
+
+
+@pytest.mark.parametrize("bf16, expect", [(True, "bf16"), (False, "fp16")])
+def test_auto_on_a_gpu_never_measures_the_cpu(monkeypatch, bf16, expect):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    monkeypatch.setattr(engine, "cpu_has_fast_bf16", lambda: pytest.fail("measured the CPU on a GPU host"))
+    assert engine.resolve_precision("auto") == expect
 
 
 def test_no_bf16_flags_means_fp32_without_measuring(cache, monkeypatch):
