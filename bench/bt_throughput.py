@@ -40,6 +40,7 @@ import contextlib
 import ctypes
 import gc
 import importlib.util
+import inspect
 import math
 import os
 import random
@@ -229,10 +230,10 @@ def run_mode(spec: dict, mode: str) -> dict:
         count["tokens"] += stats["tokens"]
         return loss, stats
 
-    def timed_evaluate(*a, final: bool = False, **kw):
-        if final:
+    def timed_evaluate(*a, **kw):  # the trainer passes ``final`` by position or by name
+        if inspect.signature(evaluate).bind(*a, **kw).arguments.get("final"):
             clock.setdefault("end", time.perf_counter())
-        return evaluate(*a, final=final, **kw)
+        return evaluate(*a, **kw)
 
     trainer.batch_loss, trainer._evaluate = counted_loss, timed_evaluate
     try:
