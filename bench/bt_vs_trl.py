@@ -5,9 +5,16 @@ dropout off, same pad token), train on the same pairs with the same batch size, 
 of optimizer steps, learning rate and schedule (fused AdamW, linear, warmup ``int(0.05 * steps)``,
 clip 1.0, no weight decay, activation checkpointing off), in the same precision (``--precision``), and each
 runs in a fresh subprocess so that its peak RSS is its own. Printed, side by side and as the ratio
-rmforge/TRL: pairs used/dropped/truncated, pairs/s and non-pad tokens/s of the training loop, loop
-and end-to-end seconds, peak RSS, final train loss (the last logged window), and validation accuracy
-(strictly r_c > r_r) when there is a validation set.
+rmforge/TRL: pairs used/dropped/truncated; pairs/s and tokens/s of the whole training loop (compilation
+included) and of the loop with the first optimizer step excluded (from the end of step 1 to the end of
+the last step); the tokens each side computes (non-padding tokens through the model: rmforge's prefix
+sharing computes a shared prompt once) next to the pairs' own token total; the first step's seconds;
+loop and end-to-end seconds; ``GPU peak MB`` (``torch.cuda.max_memory_allocated``, from a fresh process
+per side; ``n/a (cpu)`` on a CPU, where the process peak RSS row is the memory figure); ``MFU`` = 6 x
+parameters (embedding tables excluded) x computed tokens/s (first step excluded) / peak FLOP/s, and the
+same over the whole loop (peak: ``--peak-tflops``, else 790 TFLOP/s on an H200, else ``n/a``); final
+train loss (the last logged window), and validation accuracy (strictly r_c > r_r) when there is a
+validation set. The formulas are in ``bench/_bt_report.py``.
 
 What is compared, exactly:
 
@@ -23,8 +30,10 @@ What is compared, exactly:
   response)`` (its documented processed-dataset input; its collator passes no ``token_type_ids``).
   Validation accuracy on the TRL side is computed here on TRL's own filtered eval set.
 * Timing: the loop is timed from the first to the last step (rmforge: its progress bar's lifetime;
-  TRL: ``trainer.train()``); end-to-end covers the whole child process (imports, loading,
-  tokenisation, training, final evaluation, saving the model). Pairs are counted at the loss.
+  TRL: ``trainer.train()``); every optimizer step's end is timestamped after a device synchronise
+  (rmforge: the progress bar's update; TRL: a ``TrainerCallback.on_step_end``). End-to-end covers the
+  whole child process (imports, loading, tokenisation, training, final evaluation, saving the model).
+  Pairs and tokens are counted at the loss.
 
 Usage::
 
@@ -33,6 +42,7 @@ Usage::
         --validation ../shared/data/hh-rlhf-harmless-base.eval.jsonl.gz --pairs 400
     python bench/bt_vs_trl.py --model smollm2-135m --precision bf16
     python bench/bt_vs_trl.py --threads 1 --repeat 2        # steadier on a small, shared machine
+    python bench/bt_vs_trl.py --model M --train F --pairs 256 --precision bf16 --batch-size 16 --max-length 1024
 
 On a 2-core machine that other work also uses, two torch threads per process can be several times
 slower than one (threads wait on a descheduled peer): ``--threads 1`` and ``--repeat`` give stable
@@ -61,6 +71,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bt_report import StepClock, flop_params, peak_flops, render_table, speed_rows  # noqa: E402
 
 T_START = time.perf_counter()
 
@@ -131,26 +144,35 @@ def run_rmforge(spec: dict) -> dict:
     from rmforge.train.config import BTConfig
     from rmforge.train.metrics import read_metrics
 
-    clock, count = {}, {"pairs": 0, "tokens": 0}
+    clock, count = {}, {"pairs": 0, "tokens": 0, "pair_tokens": 0, "flop_params": 0}
+    steps = StepClock(_device_sync())
     make_bar, batch_loss = trainer.progress_bar, trainer.batch_loss
 
-    def timed_bar(*a, **kw):  # the bar lives exactly as long as the training loop
+    def timed_bar(*a, **kw):  # the bar lives exactly as long as the training loop; updated once per step
         bar = make_bar(*a, **kw)
         clock["start"] = time.perf_counter()
-        close = bar.close
+        steps.begin()
+        close, update = bar.close, bar.update
 
         def closing():
             clock.setdefault("end", time.perf_counter())
             close()
 
-        bar.close = closing
+        def updating(n=1):
+            steps.step_end(count["pairs"], count["tokens"])
+            return update(n)
+
+        bar.close, bar.update = closing, updating
         return bar
 
     def counted_loss(model, items, *a, **kw):
+        loss, stats = batch_loss(model, items, *a, **kw)
         if model.training:
+            count["flop_params"] = count["flop_params"] or flop_params(model)
             count["pairs"] += len(items)
-            count["tokens"] += sum(len(e.input_ids) for s in items for e in s.encodings)
-        return batch_loss(model, items, *a, **kw)
+            count["tokens"] += stats["tokens"]  # what the forward computed (a shared prompt once)
+            count["pair_tokens"] += sum(len(e.input_ids) for s in items for e in s.encodings)
+        return loss, stats
 
     trainer.progress_bar, trainer.batch_loss = timed_bar, counted_loss
     out = Path(spec["work"]) / "rmforge-run"
@@ -170,18 +192,31 @@ def run_rmforge(spec: dict) -> dict:
     summary = trainer.train_bt(cfg)
     rows = read_metrics(out)
     start = next(r for r in rows if r.get("event") == "start")
+    end = next((r for r in rows if r.get("event") == "end"), {})
     logged = [r for r in rows if "loss" in r and "event" not in r]
     tr, va = start["data"]["train"], start["data"]["validation"]
     val = summary.get("validation") or {}
     return {
         "side": "rmforge", "steps": summary["steps"], "pairs_trained": count["pairs"], "tokens": count["tokens"],
+        "pair_tokens": count["pair_tokens"], "flop_params": count["flop_params"], **steps.as_dict(),
         "loop_s": clock["end"] - clock["start"], "precision": start["precision"],
+        "run": {k: (end if k in end else start)[k] for k in RUN_FIELDS if k in start or k in end},
         "train_used": tr["kept"], "train_dropped": tr["dropped"], "train_truncated": tr["truncated"],
         "val_used": va["kept"] if spec["validation"] else 0, "val_dropped": va["dropped"],
         "val_truncated": va["truncated"],
         "final_loss": logged[-1]["loss"], "final_loss_steps": _window(logged),
         "val_accuracy": val.get("accuracy"),
     }
+
+
+RUN_FIELDS = ("packing", "packing_reason", "attention", "token_budget", "compiles")
+"""Fields of rmforge's start (or end) event printed with the table, where the trainer logs them."""
+
+
+def _device_sync():
+    import torch
+
+    return torch.cuda.synchronize if torch.cuda.is_available() else None
 
 
 def _window(logged: list[dict]) -> str:
@@ -217,6 +252,7 @@ def run_trl(spec: dict) -> dict:
     import dataclasses
 
     import torch
+    import transformers
     import trl
     from datasets import Dataset
     from trl.trainer.reward_trainer import DataCollatorForPreference
@@ -232,6 +268,14 @@ def run_trl(spec: dict) -> dict:
     val = load_samples(spec["validation"]) if spec["validation"] else []
     count = {"pairs": 0, "tokens": 0}
     steps: list[tuple[float, int]] = []  # (loss * pairs, pairs) per optimizer step (no accumulation)
+    clock = StepClock(_device_sync())
+
+    class StepTimes(transformers.TrainerCallback):
+        def on_train_begin(self, *a, **kw):
+            clock.begin()
+
+        def on_step_end(self, *a, **kw):
+            clock.step_end(count["pairs"], count["tokens"])
 
     class Counted(trl.RewardTrainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -255,7 +299,7 @@ def run_trl(spec: dict) -> dict:
         logging_steps=spec["log_every"], report_to="none", save_strategy="no", eval_strategy="no",
         seed=spec["seed"], data_seed=spec["seed"], disable_tqdm=True, dataloader_num_workers=0, **{ckpt: False})
     trainer = Counted(model=model, args=args, processing_class=tok,
-                      train_dataset=Dataset.from_list(_trl_rows(train, tok, encoder)))
+                      train_dataset=Dataset.from_list(_trl_rows(train, tok, encoder)), callbacks=[StepTimes()])
     t0 = time.perf_counter()
     trainer.train()
     loop_s = time.perf_counter() - t0
@@ -264,6 +308,7 @@ def run_trl(spec: dict) -> dict:
     result = {
         "side": "trl", "trl_version": trl.__version__, "steps": trainer.state.global_step,
         "pairs_trained": count["pairs"], "tokens": count["tokens"], "loop_s": loop_s,
+        "pair_tokens": count["tokens"], "flop_params": flop_params(model), **clock.as_dict(),
         "precision": spec["precision"], "train_used": len(trainer.train_dataset),
         "train_dropped": len(train) - len(trainer.train_dataset), "train_truncated": 0,
         "final_loss": sum(a for a, _ in window) / sum(n for _, n in window) if window else None,
@@ -291,29 +336,24 @@ def run_trl(spec: dict) -> dict:
 
 
 def child(side: str, spec_path: str, out_path: str) -> None:
-    spec = json.loads(Path(spec_path).read_text())
-    if spec.get("threads"):
-        import torch
-
-        torch.set_num_threads(spec["threads"])
-    result = run_rmforge(spec) if side == "rmforge" else run_trl(spec)
-    result["end_to_end_s"] = time.perf_counter() - T_START
     import torch
 
+    spec = json.loads(Path(spec_path).read_text())
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    result = run_rmforge(spec) if side == "rmforge" else run_trl(spec)
+    result["end_to_end_s"] = time.perf_counter() - T_START
     result["threads"] = torch.get_num_threads()
     result["peak_rss_mb"] = _peak_rss_mb()
+    result["device"] = torch.cuda.get_device_name() if cuda else "cpu"
+    result["gpu_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
     Path(out_path).write_text(json.dumps(result))
 
 
 # ----------------------------------------------------------------------------- report
-
-def _fmt(v, digits=2):
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}"
-    return str(v)
-
 
 def report(args, info: dict, spec: dict, res: dict) -> None:
     rm, tr = res["rmforge"], res["trl"]
@@ -329,17 +369,19 @@ def report(args, info: dict, spec: dict, res: dict) -> None:
     print(f"train: {info['train']}")
     print(f"validation: {info.get('validation', 'none')}")
     print(f"TRL tokenization: {tr['tokenization']}; rmforge: RewardEncoder (truncate_prompt)")
+    if rm.get("run"):
+        print("rmforge run: " + ", ".join(f"{k} {v}" for k, v in rm["run"].items()))
+    peak = peak_flops(rm.get("device"), args.peak_tflops)
+    print(f"device {rm.get('device')}; MFU = 6 x {rm.get('flop_params', 0) / 1e6:.1f}M params (embeddings "
+          f"excluded) x tokens computed/s / " + (f"{peak / 1e12:.0f} TFLOP/s peak" if peak else
+                                                  "unknown peak (n/a; --peak-tflops sets one)"))
     rows = [
         ("train pairs used", rm["train_used"], tr["train_used"], None),
         ("train pairs dropped", rm["train_dropped"], tr["train_dropped"], None),
         ("train pairs truncated", rm["train_truncated"], tr["train_truncated"], None),
         ("steps", rm["steps"], tr["steps"], None),
         ("pairs trained", rm["pairs_trained"], tr["pairs_trained"], None),
-        ("pairs/s (train loop)", rm["pairs_trained"] / rm["loop_s"], tr["pairs_trained"] / tr["loop_s"], 2),
-        ("non-pad tokens/s", rm["tokens"] / rm["loop_s"], tr["tokens"] / tr["loop_s"], 0),
-        ("train loop s", rm["loop_s"], tr["loop_s"], 1),
-        ("end-to-end s", rm["end_to_end_s"], tr["end_to_end_s"], 1),
-        ("peak RSS MB", rm["peak_rss_mb"], tr["peak_rss_mb"], 0),
+        *speed_rows(rm, tr, peak),
         (f"final train loss (steps {rm['final_loss_steps']} / {tr['final_loss_steps']})", rm["final_loss"],
          tr["final_loss"], 4),
     ]
@@ -348,12 +390,7 @@ def report(args, info: dict, spec: dict, res: dict) -> None:
                  ("val pairs dropped", rm["val_dropped"], tr["val_dropped"], None),
                  ("val pairs truncated", rm["val_truncated"], tr["val_truncated"], None),
                  ("val accuracy", rm["val_accuracy"], tr["val_accuracy"], 4)]
-    width = max(len(r[0]) for r in rows) + 2
-    print(f"{'':{width}}{'rmforge':>12}{'TRL':>12}{'rmforge/TRL':>14}")
-    for name, a, b, digits in rows:
-        ratio = a / b if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else None
-        d = 0 if digits is None else digits
-        print(f"{name:{width}}{_fmt(a, d):>12}{_fmt(b, d):>12}{_fmt(ratio, 3):>14}")
+    print("\n".join(render_table(rows)))
 
 
 def main(argv=None) -> None:
@@ -370,6 +407,8 @@ def main(argv=None) -> None:
     p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--warmup-ratio", type=float, default=0.05)
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--peak-tflops", type=float, default=None,
+                   help="peak FLOP/s of the device for MFU, in TFLOP/s (default: 790 on an H200, else MFU is n/a)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads in both children (default: torch's own); 1 is steadier on a busy machine")
