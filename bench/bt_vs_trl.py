@@ -372,8 +372,8 @@ def report(args, info: dict, spec: dict, res: dict) -> None:
     if rm.get("run"):
         print("rmforge run: " + ", ".join(f"{k} {v}" for k, v in rm["run"].items()))
     peak = peak_flops(rm.get("device"), args.peak_tflops)
-    print(f"device {rm.get('device')}; MFU = 6 x {rm.get('flop_params', 0) / 1e6:.1f}M params (embeddings "
-          f"excluded) x tokens computed/s / " + (f"{peak / 1e12:.0f} TFLOP/s peak" if peak else
+    print(f"device {rm.get('device')}; MFU = 6 x {rm.get('flop_params', 0) / 1e6:.4g}M params (embeddings "
+          f"excluded) x tokens computed/s / " + (f"{peak / 1e12:g} TFLOP/s peak" if peak else
                                                   "unknown peak (n/a; --peak-tflops sets one)"))
     rows = [
         ("train pairs used", rm["train_used"], tr["train_used"], None),
