@@ -175,3 +175,18 @@ def test_a_tracker_that_cannot_start_is_one_line_and_leaves_no_run_folder(tmp_pa
                                     f"output_dir={out}", "train.max_steps=1", "logging.progress=false",
                                     "logging.report_to=[tensorboard]"], cls=BTConfig))
     assert not out.exists()
+
+
+def test_window_summary_counts_tokens_and_seconds():
+    """Logged rows carry the tokens the model computed and the window's seconds (benchmarks and the GPU
+    check read computed tokens per step from metrics.jsonl), not only their ratio."""
+    from types import SimpleNamespace
+
+    from rmforge.train.metrics import Window
+
+    window = Window()
+    for tokens in (300, 500):
+        window.add({"loss_sum": 1.4, "samples": 2, "pairs": 2, "correct": 1, "margin_sum": 0.5, "tokens": tokens,
+                    "r_sum": 0.2, "r_count": 4, "r_min": -1.0, "r_max": 1.0})
+    row = window.summary(SimpleNamespace(sum=lambda values: values), 2.0)
+    assert (row["tokens"], row["elapsed_s"], row["tokens_per_s"], row["pairs_per_s"]) == (800, 2.0, 400.0, 2.0)

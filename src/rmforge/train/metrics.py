@@ -39,7 +39,8 @@ class Window:
         t = dict(zip(self.KEYS, engine.sum([self.totals[k] for k in self.KEYS])))
         out = {"loss": t["loss_sum"] / max(t["samples"], 1), "grad_norm": self.grad_norm,
                "tokens_per_s": t["tokens"] / max(elapsed, 1e-9), "samples_per_s": t["samples"] / max(elapsed, 1e-9),
-               "reward_mean": t["r_sum"] / max(t["r_count"], 1), "reward_min": self.r_min, "reward_max": self.r_max}
+               "reward_mean": t["r_sum"] / max(t["r_count"], 1), "reward_min": self.r_min, "reward_max": self.r_max,
+               "tokens": int(t["tokens"]), "elapsed_s": elapsed}
         if t["pairs"]:
             out.update(accuracy=t["correct"] / t["pairs"], margin=t["margin_sum"] / t["pairs"],
                        pairs_per_s=t["pairs"] / max(elapsed, 1e-9))
