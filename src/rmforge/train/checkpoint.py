@@ -7,7 +7,17 @@ Layout of a run directory::
       config.yaml      resolved rmforge config
       manifest.json    written last: its presence marks a finished run
       metrics.jsonl    one JSON object per logged step / evaluation
-      checkpoints/step-N/   model + optimizer.pt + scheduler.pt + rng.pt + trainer_state.json
+      checkpoints/step-N/   config.json, model.safetensors, tokenizer files (plain from_pretrained)
+                            + Accelerate's training state: optimizer.bin (FSDP/DeepSpeed: their own
+                            files), scheduler.bin, random_states_<rank>.pkl, scaler.pt (fp16 only)
+                            + trainer_state.json (step, data position, best so far), written last
+      checkpoints/best/     the best evaluation's model (config.json + weights)
+
+The Bradley-Terry trainer writes and reads checkpoints with :func:`save_training_checkpoint`,
+:func:`load_weights` and :func:`restore_training_state`, collectives that every process calls: the
+weights are gathered from the shards under FSDP/DeepSpeed and written by the main process, and each
+process writes its own part of the training state. Checkpoints of the earlier layout (optimizer.pt,
+scheduler.pt, rng.pt; still written by the SFT trainer, :func:`save_checkpoint`) are read as well.
 """
 
 from __future__ import annotations
@@ -67,12 +77,19 @@ def resume_point(output_dir: str, overwrite: bool, resume: str | None) -> Path |
     return None
 
 
-def prepare_run_dir(output_dir: str, overwrite: bool, resume: str | None) -> tuple[Path, Path | None]:
+_DECIDE = object()
+
+
+def prepare_run_dir(output_dir: str, overwrite: bool, resume: str | None,
+                    ckpt: Path | None | object = _DECIDE) -> tuple[Path, Path | None]:
     """Create the run folder (clearing it under ``overwrite`` when rmforge wrote it) and mark it as
     rmforge's; return it and the checkpoint to resume from (if any). Only the main process calls this,
-    after the configuration, data and model checks have passed (a failed run leaves no folder)."""
+    after the configuration, data and model checks have passed (a failed run leaves no folder).
+    ``ckpt``: the resume point already decided by :func:`resume_point` (the folder is not looked at again,
+    so the run resumes from the checkpoint every process loaded)."""
     out = Path(output_dir)
-    ckpt = resume_point(output_dir, overwrite, resume)
+    if ckpt is _DECIDE:
+        ckpt = resume_point(output_dir, overwrite, resume)
     if ckpt is None:
         prepare_output_dir(out, overwrite, "run folder")
     elif _non_empty(out):
@@ -160,35 +177,16 @@ def save_checkpoint(out: Path, step: int, model, tokenizer, optimizer, scheduler
 def load_checkpoint(ckpt: Path, model, optimizer, scheduler) -> dict:
     """Restore weights, optimizer, scheduler and RNG from a checkpoint; return the trainer state.
     A damaged checkpoint (truncated weights, unreadable state) is an RmforgeError naming it."""
-    from safetensors import SafetensorError
-
-    try:
-        return _load_checkpoint(ckpt, model, optimizer, scheduler)
-    except (OSError, ValueError, KeyError, RuntimeError, EOFError, SafetensorError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        raise RmforgeError(f"cannot resume from {ckpt} ({type(exc).__name__}: {first}): the checkpoint is damaged "
-                           "or from another model; remove it to resume from an earlier one") from None
+    return _damaged(ckpt, lambda: _load_checkpoint(ckpt, model, optimizer, scheduler))
 
 
 def _load_checkpoint(ckpt: Path, model, optimizer, scheduler) -> dict:
-    from safetensors.torch import load_file
-
     from rmforge.train.lora import is_peft_model, load_adapter_weights
 
-    weights = sorted(ckpt.glob("*.safetensors"))
     if is_peft_model(model):
         load_adapter_weights(model, ckpt)
-    elif not weights:
-        raise RmforgeError(f"{ckpt}: no model weights in checkpoint")
     else:
-        state_dict = {}
-        for f in weights:
-            state_dict.update(load_file(str(f)))
-        missing, unexpected = model.load_state_dict(state_dict, strict=False)
-        missing = [k for k in missing if k not in _tied_keys(model)]
-        if missing or unexpected:
-            raise RmforgeError(f"{ckpt}: checkpoint does not match the model (missing {missing[:3]}, "
-                               f"unexpected {unexpected[:3]})")
+        model.load_state_dict(read_weights(ckpt, model), strict=False)  # checked: only tied copies may be absent
     optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=False))
     scheduler.load_state_dict(torch.load(ckpt / "scheduler.pt", weights_only=False))
     set_rng_state(torch.load(ckpt / "rng.pt", weights_only=False))
@@ -200,8 +198,142 @@ def _tied_keys(model) -> set[str]:
     return set(keys) if not isinstance(keys, dict) else set(keys)
 
 
-def save_final(out: Path, model, tokenizer, config_yaml: str, manifest: dict) -> None:
+def read_weights(folder: Path, model) -> dict:
+    """The weights saved in ``folder`` (``*.safetensors``, sharded or not), checked against ``model``'s
+    parameter names: an RmforgeError names the file and the first missing / unexpected keys (only the
+    tied copies that ``save_pretrained`` drops may be absent)."""
+    from safetensors.torch import load_file
+
+    files = sorted(Path(folder).glob("*.safetensors"))
+    if not files:
+        raise RmforgeError(f"{folder}: no model weights (*.safetensors)")
+    state_dict: dict = {}
+    for f in files:
+        state_dict.update(load_file(str(f)))
+    expected = set(model.state_dict())
+    missing = sorted(expected - set(state_dict) - _tied_keys(model))
+    unexpected = sorted(set(state_dict) - expected)
+    if missing or unexpected:
+        where = files[0] if len(files) == 1 else f"{folder}/*.safetensors"
+        parts = [f"{len(keys)} {what} key(s), first {keys[:3]}"
+                 for what, keys in (("missing", missing), ("unexpected", unexpected)) if keys]
+        raise RmforgeError(f"{where} does not match the model: {'; '.join(parts)} (a checkpoint of another model "
+                           "or architecture?)")
+    return state_dict
+
+
+def save_model(engine, model, folder: Path, tokenizer=None) -> None:
+    """Write ``model``'s whole weights (gathered from the shards, :meth:`Engine.full_state_dict`) and
+    config into ``folder`` atomically, loadable with ``from_pretrained``. A collective: every process
+    calls it; the main process writes."""
+    weights = engine.full_state_dict(model)
+
+    def write():
+        with atomic_dir(folder) as tmp:
+            _write_model(engine.unwrap(model), tmp, weights, tokenizer)
+            normal_modes(tmp)
+
+    engine.on_main(write, share=False)
+
+
+def _write_model(net, folder: Path, weights: dict, tokenizer=None) -> None:
+    net.save_pretrained(folder, state_dict=weights, safe_serialization=True)  # a PeftModel keeps its adapter keys
+    if tokenizer is not None:
+        tokenizer.save_pretrained(folder)
+
+
+def load_model(engine, model, folder: Path) -> None:
+    """Load the weights :func:`save_model` wrote into the (prepared, possibly sharded) ``model``; every
+    process calls it. Mismatched keys are an RmforgeError on every process (nothing is loaded)."""
+    from rmforge.train.lora import is_peft_model, load_adapter_weights
+
+    net = engine.unwrap(model)
+    if is_peft_model(net):
+        engine.on_main(lambda: load_adapter_weights(net, folder), share=False)
+        return
+    weights = engine.on_main(lambda: read_weights(folder, net), share=False)
+    engine.load_full_state_dict(model, weights if engine.is_main else {})
+
+
+def save_training_checkpoint(engine, out: Path, step: int, model, tokenizer, optimizer, scheduler, state: dict,
+                             keep_last: int, protect: Path | None = None) -> Path:
+    """Write checkpoints/step-N (every process calls it): the whole model + tokenizer (main process),
+    Accelerate's training state (each process its part, :meth:`Engine.save_training_state`), then
+    trainer_state.json; the folder appears under its name only when complete. Old ones are pruned
+    (never ``protect``, the best)."""
+    import contextlib
+
+    final = out / "checkpoints" / f"step-{step}"
+    with contextlib.ExitStack() as stack:
+        tmp = Path(engine.on_main(lambda: str(stack.enter_context(atomic_dir(final)))))
+        weights = engine.full_state_dict(model)
+        engine.save_training_state(tmp, model, optimizer, scheduler)
+        engine.barrier()  # every process's files are in place
+
+        def finish():
+            _write_model(engine.unwrap(model), tmp, weights, tokenizer)
+            (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
+
+        engine.on_main(finish, share=False)
+    if engine.is_main:
+        for old in checkpoints(out)[:-keep_last]:
+            if protect is None or old.resolve() != Path(protect).resolve():
+                shutil.rmtree(old)
+    engine.barrier()
+    return final
+
+
+def load_weights(engine, ckpt: Path, model) -> dict:
+    """Load a checkpoint's model weights into the (not yet prepared) ``model`` and return its trainer
+    state; every process calls it. A damaged checkpoint or one of another model is an RmforgeError naming
+    it. Under DeepSpeed the weights come with the training state (:func:`restore_training_state`)."""
+    from rmforge.train.lora import is_peft_model, load_adapter_weights
+
+    def load():
+        legacy = (ckpt / "optimizer.pt").exists()
+        if legacy and engine.sharding != "none":
+            raise RmforgeError(f"cannot resume from {ckpt} under {engine.sharding}: it was written by an earlier "
+                               "rmforge for one process or DDP (optimizer.pt); resume it without sharding")
+        if not legacy and not (ckpt / "scheduler.bin").exists():
+            raise RmforgeError(f"cannot resume from {ckpt}: no training state (scheduler.bin or optimizer.pt); "
+                               "remove it to resume from an earlier one")
+        if is_peft_model(model):
+            load_adapter_weights(model, ckpt)
+        elif engine.sharding != "deepspeed":
+            model.load_state_dict(read_weights(ckpt, model), strict=False)  # checked: only tied copies absent
+        return json.loads((ckpt / STATE_FILE).read_text())
+
+    return _damaged(ckpt, load)
+
+
+def restore_training_state(engine, ckpt: Path, model, optimizer, scheduler) -> None:
+    """Restore optimizer, scheduler, GradScaler and RNG after :meth:`Engine.prepare` (every process):
+    Accelerate's state, or the earlier layout's optimizer.pt / scheduler.pt / rng.pt."""
+    def restore():
+        if (ckpt / "optimizer.pt").exists():
+            optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=False))
+            scheduler.load_state_dict(torch.load(ckpt / "scheduler.pt", weights_only=False))
+            set_rng_state(torch.load(ckpt / "rng.pt", weights_only=False))
+        else:
+            engine.load_training_state(ckpt, model, optimizer, scheduler)
+
+    _damaged(ckpt, restore)
+
+
+def _damaged(ckpt: Path, fn):
+    from safetensors import SafetensorError
+
+    try:
+        return fn()
+    except (OSError, ValueError, KeyError, RuntimeError, EOFError, SafetensorError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise RmforgeError(f"cannot resume from {ckpt} ({type(exc).__name__}: {first}): the checkpoint is damaged "
+                           "or from another model; remove it to resume from an earlier one") from None
+
+
+def save_final(out: Path, model, tokenizer, config_yaml: str, manifest: dict, weights: dict | None = None) -> None:
     """Write the final model into the run directory; manifest.json goes last (completion marker).
+    ``weights``: the whole model's state dict when it is sharded (:meth:`Engine.full_state_dict`).
     Files get the permissions a plain ``open`` would give them under the umask."""
     from rmforge.train.lora import is_peft_model, save_lora_run
 
@@ -210,7 +342,7 @@ def save_final(out: Path, model, tokenizer, config_yaml: str, manifest: dict) ->
         if is_peft_model(model):  # adapter under adapter/, merged plain model at the top
             save_lora_run(model, tokenizer, tmp)
         else:
-            model.save_pretrained(tmp, safe_serialization=True)
+            model.save_pretrained(tmp, state_dict=weights, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
         (tmp / "config.yaml").write_text(config_yaml, encoding="utf-8")
         normal_modes(tmp)

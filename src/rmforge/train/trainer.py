@@ -17,7 +17,6 @@ import torch
 from rmforge import __version__
 from rmforge.config import dump_config
 from rmforge.errors import RmforgeError
-from rmforge.fileio import atomic_dir
 from rmforge.train import checkpoint as ckpt_io
 from rmforge.reward_model.attention import resolve_packing
 from rmforge.reward_model.batching import batch_order, collate, length_buckets, packed_batch, plain_rows
@@ -204,7 +203,8 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
     """Train, evaluate and save a reward model; returns the final summary (also in the manifest)."""
     engine = Engine(cfg.train.precision)
     out = Path(cfg.output_dir)
-    resume_from = ckpt_io.resume_point(cfg.output_dir, cfg.overwrite, cfg.resume)  # read-only, every process
+    # read-only; the main process decides for all, so every process resumes from the same checkpoint
+    resume_from = engine.on_main(lambda: ckpt_io.resume_point(cfg.output_dir, cfg.overwrite, cfg.resume))
     check_trackers(cfg.logging.report_to)
     engine.barrier()  # all have looked before the main process may clear the folder
     torch.manual_seed(cfg.seed)
@@ -236,11 +236,12 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
     state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "best_loss": None, "best_step": None,
              "bad_evals": 0}
     if resume_from is not None:
-        state = ckpt_io.load_checkpoint(resume_from, model, optimizer, scheduler)
-    if engine.is_main:  # every check has passed: only now the run folder is created (or cleared)
-        ckpt_io.prepare_run_dir(cfg.output_dir, cfg.overwrite, cfg.resume)
-    engine.barrier()
+        state = ckpt_io.load_weights(engine, resume_from, model)
+    # every check has passed: only now the main process creates (or clears) the run folder; the others wait
+    engine.on_main(lambda: ckpt_io.prepare_run_dir(cfg.output_dir, cfg.overwrite, cfg.resume, ckpt=resume_from), share=False)
     model, optimizer = engine.prepare(model, optimizer)
+    if resume_from is not None:
+        ckpt_io.restore_training_state(engine, resume_from, model, optimizer, scheduler)
     model.train()
     log = open_run_log(out, cfg, resume_from=resume_from, resume_step=state["step"], enabled=engine.is_main)
     try:
@@ -321,19 +322,16 @@ def _evaluate(cfg, engine, model, prep, state, log, out, final: bool = False) ->
     stop decision (made on the main process) is shared with every process."""
     if not prep.validation:
         return False, None
-    stop, result = False, None
+    stop, result, keep = False, None, False
+    if engine.is_main or engine.sharding != "none":  # a sharded model's forward is a collective
+        metrics, rewards = validation_pass(cfg, engine, engine.unwrap(model), prep)
     if engine.is_main:
-        net = engine.unwrap(model)
-        metrics, rewards = validation_pass(cfg, engine, net, prep)
         result = (metrics, rewards)
         log.write({"event": "eval", "step": state["step"], **{f"eval_{k}": v for k, v in metrics.items()}})
         verdict = compare_to_best(best_metric(cfg), metrics, state)
         if verdict in ("better", "tie"):  # a full tie goes to the later step
             state.update(best=metrics[best_metric(cfg)], best_loss=metrics.get("loss"), best_step=state["step"])
-            if cfg.checkpoint.save_best and not final:
-                with atomic_dir(out / "checkpoints" / "best") as tmp:
-                    net.save_pretrained(tmp, safe_serialization=True)
-                    ckpt_io.normal_modes(tmp)
+            keep = cfg.checkpoint.save_best and not final
         if verdict == "better":
             state["bad_evals"] = 0
         elif verdict is not None and not final:  # the final pass cannot stop anything
@@ -342,8 +340,11 @@ def _evaluate(cfg, engine, model, prep, state, log, out, final: bool = False) ->
             stop = patience is not None and state["bad_evals"] >= patience
             if stop:
                 log.write({"event": "early_stop", "step": state["step"], "best_step": state["best_step"]})
-    if engine.world > 1:
-        stop = engine.sum([float(stop)])[0] > 0
+    if engine.world > 1:  # decided on the main process: every process leaves with its state, stop and keep
+        shared, stop, keep = engine.on_main(lambda: (dict(state), stop, keep))
+        state.update(shared)
+    if keep:  # gathered from every process's shard, written by the main process
+        ckpt_io.save_model(engine, model, out / "checkpoints" / "best")
     engine.barrier()
     return stop, result
 
@@ -366,10 +367,9 @@ def validation_pass(cfg, engine, net, prep) -> tuple[dict, list[list[float]]]:
 
 
 def _checkpoint(cfg, engine, model, tok, optimizer, scheduler, state, out) -> None:
-    if engine.is_main:
-        ckpt_io.save_checkpoint(out, state["step"], engine.unwrap(model), tok, optimizer, scheduler, dict(state),
-                                cfg.checkpoint.keep_last)
-    engine.barrier()
+    """checkpoints/step-N through Accelerate; every process takes part (its shards, its RNG)."""
+    ckpt_io.save_training_checkpoint(engine, out, state["step"], model, tok, optimizer, scheduler, dict(state),
+                                     cfg.checkpoint.keep_last)
 
 
 def _fault_injection(step: int) -> None:
@@ -383,9 +383,11 @@ def _fault_injection(step: int) -> None:
 
 
 def param_checksum(model) -> float:
-    """Sum of all parameters in float64: equal on every DDP rank when replicas are in sync."""
+    """Sum of all parameters in float64: equal on every DDP rank when replicas are in sync (FSDP: of the
+    whole parameters, gathered from the shards; every process calls it)."""
     with torch.no_grad():
-        return float(sum(p.detach().double().sum() for p in model.parameters()))
+        return float(sum((p.full_tensor() if hasattr(p, "full_tensor") else p).detach().double().sum()
+                         for p in model.parameters()))
 
 
 def _finish(cfg, engine, model, prep, state, log, out, final_eval: tuple | None) -> dict:
@@ -394,20 +396,18 @@ def _finish(cfg, engine, model, prep, state, log, out, final_eval: tuple | None)
     best_dir = out / "checkpoints" / "best"
     use_best = (cfg.checkpoint.save_best and state["best_step"] is not None and state["best_step"] != state["step"]
                 and best_dir.exists())
-    if use_best and engine.is_main:
-        from rmforge.train.lora import is_peft_model, load_adapter_weights
-
-        if is_peft_model(net):
-            load_adapter_weights(net, best_dir)
-        else:
-            from safetensors.torch import load_file
-
-            net.load_state_dict(load_file(str(best_dir / "model.safetensors")), strict=False)
+    if use_best:  # every process: the best weights go back into the shards; mismatched keys are an error
+        ckpt_io.load_model(engine, model, best_dir)
     summary = {"steps": state["step"], "best_step": state["best_step"] if use_best else state["step"],
                "rank_param_checksums": checksums, "compiles": compiles()}
+    sharded = engine.sharding != "none"
+    again = use_best or (final_eval is None and bool(prep.validation))  # the weights differ from the last pass
+    if sharded and engine.world > 1:
+        again = engine.on_main(lambda: again)
+    if again and (engine.is_main or sharded):  # a sharded model's forward is a collective
+        final_eval = validation_pass(cfg, engine, net, prep)
+    weights = engine.full_state_dict(model) if sharded else None  # gathered: every process takes part
     if engine.is_main:
-        if use_best or (final_eval is None and prep.validation):  # the weights differ from the last pass
-            final_eval = validation_pass(cfg, engine, net, prep)
         metrics, rewards = final_eval if final_eval is not None else ({}, [])
         summary["saved"] = saved_model(cfg, state, use_best, bool(prep.validation), metrics)
         flat = [r for rs in rewards for r in rs]
@@ -428,7 +428,7 @@ def _finish(cfg, engine, model, prep, state, log, out, final_eval: tuple | None)
             "world_size": engine.world, "summary": summary, "attributes": prep.attributes, "tie_model": prep.tie_model,
             "reward_weights": getattr(net.config, "rmforge_reward_weights", None),
         }
-        ckpt_io.save_final(out, net, prep.tokenizer, dump_config(cfg), manifest)
+        ckpt_io.save_final(out, net, prep.tokenizer, dump_config(cfg), manifest, weights)
         log.write({"event": "end", **summary})
         log.close()
     engine.barrier()
