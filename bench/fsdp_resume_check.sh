@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# FSDP2 kill-and-resume check for the GPU machine (issue 17, item 7). Run from the project root with PYTHONPATH
+# DDP and FSDP2 through Accelerate on one GPU, and FSDP2 kill-and-resume (issue 17, items 5 and 7). Run from the project root with PYTHONPATH
 # set by the caller (bench/device_check.sh does both):
 #   bash bench/fsdp_resume_check.sh
 # A tiny Llama reward model (built from a config, nothing downloaded) trains 8 steps under
@@ -25,14 +25,19 @@ demo = generate_demo(200, seed=0)
 write_samples(f"{w}/train.jsonl", demo[:64])
 write_samples(f"{w}/val.jsonl", demo[100:116])
 PY
-launch() {  # output folder, then extra overrides
+launch() {  # output folder, then extra overrides (ACC_CONFIG: the accelerate config, default FSDP2)
   local out=$1; shift
-  python3 -m accelerate.commands.launch --config_file configs/accelerate/fsdp.yaml --num_processes 1 \
+  python3 -m accelerate.commands.launch --config_file "${ACC_CONFIG:-configs/accelerate/fsdp.yaml}" --num_processes 1 \
     --main_process_port "${FSDP_CHECK_PORT:-29533}" -m rmforge train bt "model=$W/tiny" "data.train=$W/train.jsonl" \
     "data.validation=$W/val.jsonl" "output_dir=$out" train.max_steps=8 train.batch_size=8 train.precision=fp32 \
     train.lr=1e-3 model_options.dropout=0.1 logging.every_steps=1 logging.progress=false seed=0 \
     checkpoint.every_steps=3 "$@"
 }
+SECONDS=0
+# DDP through Accelerate on one GPU (configs/accelerate/ddp_gpu.yaml, one process): trains and saves
+ACC_CONFIG=configs/accelerate/ddp_gpu.yaml launch "$W/ddp" train.max_steps=4 > "$W/ddp.log" 2>&1 \
+  && [ -f "$W/ddp/manifest.json" ] && echo "DDP (ddp_gpu.yaml, 1 process): trained and saved in ${SECONDS}s" \
+  || { echo "FAIL: the DDP run (configs/accelerate/ddp_gpu.yaml) failed:"; tail -20 "$W/ddp.log"; exit 1; }
 SECONDS=0
 launch "$W/ref" > "$W/ref.log" 2>&1 || { echo "FAIL: the uninterrupted run failed:"; tail -20 "$W/ref.log"; exit 1; }
 echo "uninterrupted run: ${SECONDS}s"
