@@ -5,9 +5,10 @@ rebuilt whenever the model switches between training and evaluation, and lets th
 dynamic after the second row width. Packed rows here come in a few fixed widths
 (:mod:`rmforge.reward_model.shapes`), so rmforge registers its own attention function,
 ``rmforge_flex`` (transformers' ``AttentionInterface``): one ``torch.compile(flex_attention,
-dynamic=False)`` kernel for the process, specialised once per row shape, and a block mask built on
-the device by a compiled ``create_block_mask``. :func:`compiles` counts the shapes each of the two
-has been specialised for: the ``compiles`` count of the trainer's start/end events.
+dynamic=False)`` kernel for the process, specialised once per row shape and grad mode, and a block
+mask built on the device from per-block document/branch summaries (:func:`block_layout`: nothing
+compiled, no ``[W, W]`` mask, no host sync). :func:`compiles` counts the kernel's specialisations:
+the ``compiles`` count of the trainer's start/end events.
 
 Where FlexAttention cannot run (:func:`flex_attention_usable`: no CUDA, a model class without
 support, torch < 2.5, head dimension < 16 as in the tiny test models, an unsupported dtype) the model
@@ -33,7 +34,7 @@ BLOCK = 128
 """FlexAttention's block size: row widths are multiples of it."""
 
 _kernel: dict[str, object] = {}
-_seen: dict[str, set] = {"attention": set(), "block_mask": set()}
+_seen: dict[str, set] = {"attention": set()}
 
 
 def flex_attention_usable(device_type: str, head_dim: int | None, dtype: torch.dtype, supports_flex: bool,
@@ -87,9 +88,9 @@ def _note(kind: str, key: tuple, device_type: str) -> None:
 
 
 def compiles() -> int:
-    """Kernel specialisations so far in this process (attention + block mask, one per distinct row
-    shape, dtype and grad mode); 0 where nothing is compiled (CPU)."""
-    return len(_seen["attention"]) + len(_seen["block_mask"])
+    """Kernel specialisations so far in this process (one per distinct row shape, dtype and grad mode;
+    the block masks are built without compiling); 0 where nothing is compiled (CPU)."""
+    return len(_seen["attention"])
 
 
 def reset_compiles() -> None:
@@ -147,16 +148,65 @@ def register() -> None:
 
 def block_mask(doc: Tensor, branch: Tensor):
     """FlexAttention ``BlockMask`` of the packed rule (same document, causal, prefix or own branch),
-    built where ``doc`` lives; compiled on CUDA so no ``[W, W]`` mask is ever materialised."""
-    from torch.nn.attention.flex_attention import create_block_mask
+    built where ``doc`` lives without compiling anything and without a ``[W, W]`` mask: the block
+    sparsity follows from per-block document and branch ranges (:func:`block_layout`), the rule itself
+    runs inside the partial blocks as the ``mask_mod``."""
+    from torch.nn.attention.flex_attention import BlockMask
 
     def mask_mod(b, h, q, kv):
         return (q >= kv) & (doc[b, q] == doc[b, kv]) & ((branch[b, kv] == 0) | (branch[b, q] == branch[b, kv]))
 
+    width = doc.shape[1]
+    partial, full = block_layout(doc, branch)
+    kv_num, kv_idx = _ordered(partial)
+    full_num, full_idx = _ordered(full)
+    return BlockMask.from_kv_blocks(kv_num, kv_idx, full_num, full_idx, BLOCK_SIZE=BLOCK, mask_mod=mask_mod,
+                                    seq_lengths=(width, width))
+
+
+def block_layout(doc: Tensor, branch: Tensor, block: int = BLOCK) -> tuple[Tensor, Tensor]:
+    """``(partial, full)`` boolean ``[R, n, n]`` block maps (query block, key block) of the packed rule for
+    rows whose documents are contiguous runs with non-decreasing branches (what
+    :func:`rmforge.reward_model.packing.pack` builds); exactly the blocks the dense rule needs.
+
+    A key block before the query block can only share a document with it when the document runs from
+    one into the other: the key block's last document is the query block's first. Within that document
+    the key block's branches ``[a, b]`` come before the query block's ``[c, d]`` (``b <= c``): some token
+    attends when ``a == 0`` (a prefix key) or ``b == c`` (a shared branch), every token when both blocks
+    lie in the document and ``b == 0``, or ``c == d == b`` with keys only in ``b`` and the prefix. The diagonal is partial (causal). Tensor
+    ops on ``[R, n]`` summaries only: no ``[W, W]`` mask, nothing compiled, no host sync.
+    """
     rows, width = doc.shape
-    _note("block_mask", (rows, width), doc.device.type)
-    return create_block_mask(mask_mod, rows, None, width, width, device=doc.device,
-                             _compile=doc.device.type == "cuda")
+    n = -(-width // block)
+    extra = n * block - width
+    if extra:  # the last block's missing tokens repeat the row's last one: the summaries stay the same
+        doc = torch.cat([doc, doc[:, -1:].expand(rows, extra)], 1)
+        branch = torch.cat([branch, branch[:, -1:].expand(rows, extra)], 1)
+    d, b = doc.view(rows, n, block), branch.view(rows, n, block)
+    first, last = d[..., 0], d[..., -1]
+    big = torch.iinfo(b.dtype).max
+    in_first, in_last = d == first[..., None], d == last[..., None]
+    q_lo = torch.where(in_first, b, big).amin(-1)[:, :, None]  # the query block's first document's branches
+    q_hi = torch.where(in_first, b, -1).amax(-1)[:, :, None]
+    kv_lo = torch.where(in_last, b, big).amin(-1)[:, None, :]  # the key block's last document's branches
+    kv_hi = torch.where(in_last, b, -1).amax(-1)[:, None, :]
+    one_doc = first == last
+    earlier = torch.ones(n, n, dtype=torch.bool, device=doc.device).tril(-1)
+    shared = earlier & (last[:, None, :] == first[:, :, None])
+    attends = shared & ((kv_lo == 0) | (kv_hi >= q_lo))
+    # the queries' one branch c = the keys' last one, and the keys hold only c and the prefix (branches 0..b)
+    single = (q_lo == q_hi) & (kv_hi == q_lo) & ((kv_lo == kv_hi) | ((kv_lo == 0) & (kv_hi == 1)))
+    full = attends & one_doc[:, :, None] & one_doc[:, None, :] & ((kv_hi == 0) | single)
+    partial = (attends & ~full) | torch.eye(n, dtype=torch.bool, device=doc.device)
+    return partial, full
+
+
+def _ordered(blocks: Tensor) -> tuple[Tensor, Tensor]:
+    """BlockMask's ``(num_blocks [R, 1, n], indices [R, 1, n, n])`` of a boolean ``[R, n, n]`` map: the
+    selected key blocks first, in ascending order."""
+    num = blocks.sum(-1, dtype=torch.int32)
+    idx = torch.argsort((~blocks).to(torch.int8), dim=-1, stable=True).to(torch.int32)
+    return num[:, None].contiguous(), idx[:, None].contiguous()
 
 
 def use_flex_attention(model) -> tuple[bool, str]:
