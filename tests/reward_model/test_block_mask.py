@@ -93,3 +93,27 @@ def test_block_mask_builds_no_dense_mask_and_compiles_nothing(monkeypatch):
     flex.reset_compiles()
     bm = flex.block_mask(batch.doc, batch.branch)
     assert bm.kv_num_blocks.shape == (1, 1, 32) and flex.compiles() == 0
+
+
+@pytest.mark.slow
+def test_compiled_kernel_is_not_rebuilt_for_new_masks_of_the_same_width():
+    """Each step builds a new BlockMask (new tensors, a new mask_mod closure): the kernel compiled with
+    dynamic=False (Inductor's CPU backend here, Triton on CUDA) is specialised once per width, not per step."""
+    from torch._dynamo.utils import counters
+    from torch.nn.attention.flex_attention import flex_attention
+
+    torch._dynamo.reset()
+    kernel = torch.compile(flex_attention, dynamic=False)
+    rng = random.Random(0)
+    before = counters["stats"]["unique_graphs"]
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(1, 2, 1024, 16) for _ in range(3))
+    masks, outputs = [], []
+    for _ in range(3):
+        batch = pack(_samples(rng, 3, prompt=(20, 100), response=(1, 60)), 0, True, row_tokens=1024)
+        assert batch.input_ids.shape == (1, 1024)
+        masks.append(flex.block_mask(batch.doc, batch.branch))
+        outputs.append(kernel(q, k, v, block_mask=masks[-1]))
+    assert counters["stats"]["unique_graphs"] - before == 1
+    for bm, got in zip(masks, outputs):
+        assert torch.allclose(got, flex_attention(q, k, v, block_mask=bm), atol=1e-5)
