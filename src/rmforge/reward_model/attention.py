@@ -13,8 +13,15 @@ How the rule reaches the model depends on ``config._attn_implementation``:
   scores, so a 0/1 float mask silently gives wrong rewards: :func:`check_mask` refuses it.
 * ``rmforge_flex`` / ``flex_attention`` (GPU, :mod:`rmforge.reward_model.flex`): a FlexAttention
   ``BlockMask`` built on the device from the same rule (fully masked blocks are skipped).
+* ``rmforge_varlen`` (:mod:`rmforge.reward_model.varlen`, CUDA without FlexAttention): no mask at all;
+  ``padding_free`` only, each document (and a row's padding tail) attends within itself through
+  cumulative sequence lengths computed once per forward (torch's fused ``varlen_attn`` kernel in
+  fp16/bf16, else one SDPA call per segment). Prefix sharing is unavailable.
 * ``flash_attention_*``: no custom masks; only block-diagonal packing (``padding_free``) through
   ``position_ids`` (transformers derives the sequence boundaries), prefix sharing is unavailable.
+
+On a GPU no dense ``[R, 1, W, W]`` mask is built: without FlexAttention a packed forward goes through
+``rmforge_varlen`` (:func:`choose_packing`, :func:`resolve_packing`).
 """
 
 from __future__ import annotations
@@ -32,11 +39,12 @@ from rmforge.reward_model.flex import (  # noqa: F401 - re-exported: the FlexAtt
     head_dim,
     use_flex_attention,
 )
+from rmforge.reward_model.varlen import VARLEN_IMPL, use_varlen_attention  # noqa: F401 - re-exported
 
 logger = logging.getLogger("rmforge.reward_model")
 
 PACKING_MODES = ("auto", "prefix_shared", "padding_free", "none")
-MASK_BACKENDS = ("sdpa", "eager", "flex_attention")
+MASK_BACKENDS = ("sdpa", "eager", "flex_attention", "varlen")
 # Decoder families whose attention is plain causal self-attention with RoPE driven by position_ids
 # (no sliding window by default, no per-layer mask tricks): ``auto`` packs only these.
 PACKABLE_TYPES = {"llama", "qwen2", "qwen3", "mistral", "phi3", "olmo", "olmo2", "granite", "gemma", "smollm3"}
@@ -80,20 +88,29 @@ def model_device_type(model) -> str:
 
 
 def resolve_packing(model, packing: str) -> str:
-    """Concrete packing for ``model`` where it lives (see :func:`choose_packing`)."""
-    return choose_packing(model, packing)[0]
+    """Concrete packing for ``model`` where it lives (see :func:`choose_packing`). On CUDA a packed mode
+    of a model on SDPA/eager attention switches it to ``rmforge_varlen`` first (no dense mask on a GPU);
+    where that fails, ``none``."""
+    mode = choose_packing(model, packing)[0]
+    if mode != "none" and model_device_type(model) == "cuda" and mask_backend(model) in ("sdpa", "eager"):
+        if not use_varlen_attention(model)[0]:
+            return "none"
+    return mode
 
 
-def choose_packing(model, packing: str, device_type: str | None = None, flex_reason: str | None = None
-                   ) -> tuple[str, str]:
+def choose_packing(model, packing: str, device_type: str | None = None, flex_reason: str | None = None,
+                   varlen: tuple[bool, str] | None = None) -> tuple[str, str]:
     """Concrete packing for ``model`` on ``device_type`` (default: where its parameters are) and why.
 
-    ``auto``: encoders and unknown decoder families get ``none``; flash attention gets ``padding_free``
-    (boundaries from ``position_ids``); on CUDA, ``prefix_shared`` when the model runs FlexAttention
-    (block-sparse masks), else ``none`` (plain padded rows keep SDPA's fused kernel; a dense packed
-    mask on the GPU is slower: ``flex_reason`` says why FlexAttention is off); on CPU ``prefix_shared``.
-    An explicit mode is kept (with a warning when it needs dense masks on a GPU); an explicit packing
-    mode on an encoder, or ``prefix_shared`` under flash attention, raises ValueError."""
+    ``auto``: encoders and unknown decoder families get ``none``; flash attention and ``rmforge_varlen``
+    get ``padding_free`` (no prefix sharing); on CUDA, ``prefix_shared`` when the model runs FlexAttention
+    (block-sparse masks), else ``padding_free`` through ``rmforge_varlen`` when torch's fused varlen kernel
+    can run (``varlen``: ``(usable, why not)`` from :func:`rmforge.reward_model.varlen.varlen_verdict`),
+    else ``none`` (plain padded rows keep SDPA's fused kernel; ``flex_reason`` says why FlexAttention is
+    off); on CPU ``prefix_shared``. An explicit mode is kept, except that without FlexAttention on CUDA
+    (or under ``rmforge_varlen``) ``prefix_shared`` falls back to ``padding_free`` with one logged warning:
+    on a GPU the caller runs a packed forward through ``rmforge_varlen``, never a dense mask. An explicit
+    packing mode on an encoder, or ``prefix_shared`` under flash attention, raises ValueError."""
     if packing not in PACKING_MODES:
         raise ValueError(f"packing must be one of {', '.join(PACKING_MODES)}, not {packing!r}")
     if packing == "none":
@@ -106,39 +123,57 @@ def choose_packing(model, packing: str, device_type: str | None = None, flex_rea
                          f"{type(hf_model(model)).__name__} attends bidirectionally: use packing=none")
     flash = impl.startswith("flash_attention")
     flex = impl in (FLEX_IMPL, "flex_attention")
+    on_varlen = impl == VARLEN_IMPL
     device_type = device_type or model_device_type(model)
+    gpu_varlen = device_type == "cuda" and not (flash or flex or on_varlen)  # the caller switches to rmforge_varlen
+    flex_off = f"FlexAttention is off ({flex_reason or impl})"
     if packing == "auto":
         model_type = hf_model(model).config.model_type
         if model_type not in PACKABLE_TYPES:
             return "none", f"{model_type} is not a decoder family known to pack safely"
         if flash:
             return "padding_free", f"{impl}: block-diagonal packing through position_ids (no prefix sharing)"
+        if on_varlen:
+            return "padding_free", (f"{VARLEN_IMPL}: each document attends within itself (cumulative sequence "
+                                    "lengths, no mask, no prefix sharing)")
         if device_type == "cuda":
             if flex:
                 return "prefix_shared", ("FlexAttention on CUDA: prompts encoded once, no padding, fully "
                                          "masked blocks skipped, a few static row widths")
-            return "none", (f"FlexAttention is off ({flex_reason or impl}): plain padded rows keep the fused "
-                            "SDPA kernel; a dense packed mask on the GPU would be slower")
+            if varlen is not None and varlen[0]:
+                return "padding_free", (f"{flex_off}: no padding through {VARLEN_IMPL} (torch's varlen_attn "
+                                        "kernel, no mask; prefix sharing needs FlexAttention)")
+            why = varlen[1] if varlen is not None else "not checked"
+            return "none", (f"{flex_off} and torch's varlen_attn kernel cannot run ({why}): plain padded rows "
+                            "keep the fused SDPA kernel")
         return "prefix_shared", (f"{device_type}: prompts encoded once and no padding (fastest here: "
                                  "bench/bt_throughput.py)")
     if packing == "prefix_shared" and flash:
         raise ValueError(f"packing=prefix_shared needs custom attention masks, which {impl} does not take: "
                          "load the model with attn_implementation='sdpa' or use packing=padding_free")
-    if device_type == "cuda" and not flash and not flex:
-        _warn_once(f"packing={packing} without FlexAttention ({flex_reason or impl}) builds dense [rows, 1, width, "
-                   "width] masks on the GPU; packing=auto would use plain padded rows")
-        return packing, f"packing={packing} was asked for (dense masks: FlexAttention is off)"
+    if on_varlen or gpu_varlen:
+        off = f"the model runs {VARLEN_IMPL}" if on_varlen else flex_off
+        if packing == "prefix_shared":
+            _warn_once(f"packing=prefix_shared needs FlexAttention here ({off}): falling back to "
+                       f"packing=padding_free through {VARLEN_IMPL} (no dense masks; each response row is its "
+                       "own document)")
+            return "padding_free", (f"packing=prefix_shared was asked for; {off}: padding_free through "
+                                    f"{VARLEN_IMPL} instead (no dense mask)")
+        return packing, f"packing={packing} was asked for: through {VARLEN_IMPL}, no dense mask ({off})"
     return packing, f"packing={packing} was asked for"
 
 
 def mask_backend(model) -> str:
     """Which mask form the model's backend takes: ``sdpa`` (bool), ``eager`` (additive float),
-    ``flex_attention`` (BlockMask) or ``position_ids`` (flash attention: boundaries from positions)."""
+    ``flex_attention`` (BlockMask), ``varlen`` (no mask: segments from the documents) or
+    ``position_ids`` (flash attention: boundaries from positions)."""
     impl = attn_implementation(model)
     if impl.startswith("flash_attention"):
         return "position_ids"
     if impl == FLEX_IMPL:
         return "flex_attention"
+    if impl == VARLEN_IMPL:
+        return "varlen"
     return impl if impl in MASK_BACKENDS else "sdpa"
 
 
@@ -172,11 +207,13 @@ def check_mask(mask, backend: str) -> None:
 
 
 def attention_inputs(model, doc: Tensor, branch: Tensor, dtype: torch.dtype = torch.float32):
-    """The ``attention_mask`` argument for ``model``'s backend (None under flash attention)."""
+    """The ``attention_mask`` argument for ``model``'s backend (None under flash attention and
+    ``rmforge_varlen``: :func:`rmforge.reward_model.packing.packed_outputs` passes the segments)."""
     backend = mask_backend(model)
-    if backend == "position_ids":
+    if backend in ("position_ids", "varlen"):
         if bool((branch > 1).any()):
-            raise ValueError("flash attention cannot share prefixes (branches > 1): use packing=padding_free")
+            name = "flash attention" if backend == "position_ids" else VARLEN_IMPL
+            raise ValueError(f"{name} cannot share prefixes (branches > 1): use packing=padding_free")
         return None
     if backend == "flex_attention":
         return block_mask(doc, branch)

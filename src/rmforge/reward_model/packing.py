@@ -16,13 +16,15 @@ the head outputs per response, in sample order (``[s0 r0, s0 r1, ..., s1 r0, ...
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from rmforge.reward_model.attention import attention_inputs, hf_model
+from rmforge.reward_model.attention import attention_inputs, hf_model, mask_backend
 from rmforge.reward_model.tokenize import Encoded
+from rmforge.reward_model.varlen import varlen_forward
 
 MODES = ("prefix_shared", "padding_free")
 
@@ -170,8 +172,8 @@ def packed_outputs(model, batch: PackedBatch) -> Tensor:
     """Head outputs ``[N, num_labels]`` of every response in ``batch`` (keeps autograd).
 
     The forward goes through ``model`` itself (DDP and peft hooks run as usual) with the packed
-    4D mask and position ids; the head's per-token output is captured with a forward hook and read
-    at each response's last token.
+    4D mask (or, under ``rmforge_varlen``, no mask and the documents' segments) and position ids; the
+    head's per-token output is captured with a forward hook and read at each response's last token.
     """
     hf = hf_model(model)
     head = getattr(hf, "score", None)
@@ -179,10 +181,13 @@ def packed_outputs(model, batch: PackedBatch) -> Tensor:
         raise ValueError(f"{type(hf).__name__} has no `score` head: packed forwards need a decoder reward model")
     dtype = next(hf.parameters()).dtype
     mask = attention_inputs(model, batch.doc, batch.branch, dtype if dtype.is_floating_point else torch.float32)
+    varlen = mask_backend(model) == "varlen"  # no mask: the documents' segments go to the attention calls
     captured: list[Tensor] = []
     handle = head.register_forward_hook(lambda _m, _i, out: captured.append(out))
     try:
-        model(input_ids=batch.input_ids, attention_mask=mask, position_ids=batch.position_ids, use_cache=False)
+        with varlen_forward(batch.doc) if varlen else nullcontext({}) as extra:
+            model(input_ids=batch.input_ids, attention_mask=mask, position_ids=batch.position_ids, use_cache=False,
+                  **extra)
     finally:
         handle.remove()
     logits = captured[-1]

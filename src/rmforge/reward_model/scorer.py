@@ -188,6 +188,7 @@ def load_scorer(model: str | os.PathLike, *, max_length: int | None = None, batc
     ``progress``: show scoring progress on stderr (:class:`ScoringProgress`).
     """
     from rmforge.reward_model.modeling import load_reward_model, model_load_error
+    from rmforge.reward_model.varlen import use_varlen_attention, varlen_verdict
 
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, not '{precision}'")
@@ -209,7 +210,10 @@ def load_scorer(model: str | os.PathLike, *, max_length: int | None = None, batc
     net = loaded.model.to(dev).eval()
     check_finite_weights(name, net)  # on the device: one pass over the weights, fast on a GPU
     if dev.type == "cuda" and choose_packing(net, "auto", "cpu")[0] != "none":  # a packable decoder
-        use_flex_attention(net)  # packed forwards with block-sparse masks and static row widths (else SDPA)
+        # packed forwards with block-sparse masks and static row widths; else padding-free through torch's
+        # varlen kernel where it runs at this precision (no mask); else plain padded rows (SDPA)
+        if not use_flex_attention(net)[0] and varlen_verdict(net, PRECISIONS[precision])[0]:
+            use_varlen_attention(net)
     if manifest is not None:
         encoder = _run_encoder(manifest_path.parent, manifest, loaded.tokenizer, max_length, length_policy)
     else:

@@ -2,7 +2,8 @@
 
 * packing: ``train.packing`` resolved for the model *and the hardware*, with the reason logged in
   the start event (:func:`~rmforge.reward_model.attention.choose_packing`); on CUDA a packing decoder
-  switches to FlexAttention first where it can (:mod:`rmforge.reward_model.flex`);
+  switches to FlexAttention first where it can (:mod:`rmforge.reward_model.flex`), else a packed mode
+  runs ``padding_free`` through ``rmforge_varlen`` (:mod:`rmforge.reward_model.varlen`: no mask);
 * token budget: ``train.token_budget=auto`` is sized from the free GPU memory (:func:`auto_token_budget`,
   activation checkpointing switched on when even one document would not fit); on CPU it keeps
   ``micro_batch_size`` forwards (measured fastest there);
@@ -30,6 +31,7 @@ from rmforge.reward_model.attention import (
 from rmforge.reward_model.flex import compiles, use_flex_attention
 from rmforge.reward_model.packing import doc_tokens
 from rmforge.reward_model.shapes import MAX_WIDTHS, plan_widths, round_up, width_for
+from rmforge.reward_model.varlen import use_varlen_attention, varlen_verdict
 from rmforge.train.sampler import epoch_batches, sample_lengths, split_by_tokens, split_micro
 
 logger = logging.getLogger("rmforge.train")
@@ -150,14 +152,24 @@ def plan_layout(model, opt, device_type: str, samples: Sequence, micro: int, fre
     """Decide packing, token budget and static shapes for ``model`` on ``device_type`` (before the
     model is moved there). ``opt``: the ``train`` config section; ``free_bytes``: free device memory
     (None on CPU)."""
-    flex_reason = None
+    flex_reason = varlen = None
     if device_type == "cuda" and opt.packing != "none" and is_decoder_rm(model) \
             and (opt.packing != "auto" or hf_model(model).config.model_type in PACKABLE_TYPES):
-        _, flex_reason = use_flex_attention(model)
+        flex, flex_reason = use_flex_attention(model)
+        if not flex:  # autocast (auto: bf16 or fp16 on CUDA) sets the dtype torch's varlen kernel sees
+            import torch
+
+            half = {"fp16": torch.float16, "bf16": torch.bfloat16, "auto": torch.bfloat16}.get(
+                getattr(opt, "precision", None))
+            varlen = varlen_verdict(model, half)
     try:
-        packing, reason = choose_packing(model, opt.packing, device_type, flex_reason)
+        packing, reason = choose_packing(model, opt.packing, device_type, flex_reason, varlen)
     except ValueError as exc:
         raise ConfigError(f"train.packing: {exc}") from None
+    if packing != "none" and device_type == "cuda" and mask_backend(model) in ("sdpa", "eager"):
+        ok, why = use_varlen_attention(model)  # no dense [R, 1, W, W] mask on a GPU
+        if not ok:
+            packing, reason = "none", f"packing={opt.packing} without FlexAttention needs {why}: plain padded rows"
     share = packing == "prefix_shared"
     doc_lens = [doc_tokens(s.encodings, share) for s in samples] if packing != "none" else []
     layout = Layout(packing, reason, doc_lens, sample_lengths(samples, packing), micro=micro,
