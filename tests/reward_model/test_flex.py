@@ -182,3 +182,23 @@ def test_flex_function_handles_gqa_and_mixed_dtypes(heads, kv_heads):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         mixed, _ = flex.rmforge_flex_attention(module, q, k, v.bfloat16(), bm, scaling=0.25)
     assert mixed.dtype == torch.bfloat16 and torch.allclose(mixed.float(), want, atol=5e-2)
+
+
+def test_scoring_with_a_run_s_widths_uses_only_those_shapes(flex_rm, monkeypatch):
+    """The trainer's validation passes its run's row widths: no shape beyond the training ones."""
+    from rmforge.reward_model import forward
+
+    model, tok, samples = flex_rm
+    _set(model, "sdpa")
+    want = forward.score_samples(model, samples, tok.pad_token_id, batch_size=4, packing="none")
+    shapes = []
+    real = forward.pack
+    monkeypatch.setattr(forward, "pack", lambda *a, **k: shapes.append(real(*a, **k).input_ids.shape) or real(*a, **k))
+    try:
+        _set(model, flex.FLEX_IMPL)
+        got = forward.score_samples(model, samples, tok.pad_token_id, batch_size=4, packing="prefix_shared",
+                                    widths=[256, 384])
+    finally:
+        _set(model, "sdpa")
+    assert torch.allclose(torch.tensor(got), torch.tensor(want), atol=1e-5)
+    assert shapes and {tuple(s) for s in shapes} <= {(1, 256), (1, 384)}

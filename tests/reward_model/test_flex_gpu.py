@@ -72,9 +72,9 @@ def test_training_on_flex_compiles_a_bounded_number_of_times(folder, tmp_path):
             start = rows[0]
             assert (start["packing"], start["attention"]) == ("prefix_shared", flex.FLEX_IMPL), start
             assert 1 <= len(start["row_widths"]) <= 4 and start["token_budget"] >= 1
-            # per width one attention kernel with autograd (block masks are not compiled); validation adds
-            # its own no-grad widths (INFER_WIDTHS)
-            assert summary["compiles"] <= len(start["row_widths"]) + 5, summary["compiles"]
+            # per width one attention kernel with autograd and one without (validation reuses the widths);
+            # block masks are not compiled
+            assert summary["compiles"] <= 2 * len(start["row_widths"]), summary["compiles"]
             manifest = json.loads((out / "manifest.json").read_text())
             assert manifest["summary"]["compiles"] == summary["compiles"]
             # dynamo's own count: a per-step recompile (e.g. guards on the mask's closure) would show here

@@ -24,13 +24,14 @@ from rmforge.reward_model.tokenize import Encoded, EncodedSample
 
 @torch.no_grad()
 def model_outputs(model, encodings: Sequence[Encoded], pad_id: int, batch_size: int = 32, device=None,
-                  autocast=None, packing: str = "none", progress=None) -> list[list[float]]:
+                  autocast=None, packing: str = "none", progress=None, widths: Sequence[int] | None = None
+                  ) -> list[list[float]]:
     """All head outputs of every encoded row (``[num_labels]`` each), in input order. Rows are
     independent here, so any packing other than ``none`` means ``padding_free``. ``progress``: called
     with the number of rows after each forward (the batches are the same with or without it)."""
     if resolve_packing(model, packing) != "none":
         return _packed_outputs(model, [[e] for e in encodings], pad_id, batch_size, device, autocast, False,
-                               progress)
+                               progress, widths)
     was_training = model.training
     model.eval()
     device = device or next(model.parameters()).device
@@ -53,9 +54,11 @@ def model_outputs(model, encodings: Sequence[Encoded], pad_id: int, batch_size: 
 
 @torch.no_grad()
 def _packed_outputs(model, groups: Sequence[Sequence[Encoded]], pad_id: int, batch_size: int, device,
-                    autocast, share: bool, progress=None) -> list[list[float]]:
+                    autocast, share: bool, progress=None, widths: Sequence[int] | None = None) -> list[list[float]]:
     """Head outputs of every row of ``groups`` (flattened, input order), ``batch_size`` groups per
-    packed forward, groups sorted by laid-out length."""
+    packed forward, groups sorted by laid-out length. Under FlexAttention each forward is one row of a
+    width from ``widths`` (default :data:`INFER_WIDTHS`; the trainer passes its run's widths, so its
+    validation reuses the training shapes) of at most the largest width's tokens."""
     was_training = model.training
     model.eval()
     device = device or next(model.parameters()).device
@@ -67,8 +70,9 @@ def _packed_outputs(model, groups: Sequence[Sequence[Encoded]], pad_id: int, bat
     out: list[list[float]] = [[math.nan]] * starts[-1]
     static = mask_backend(model) == "flex_attention"  # one row a forward, of a few fixed widths
     try:
-        for idx in _batches(order, sizes, batch_size, INFER_ROW_TOKENS if static else None):
-            width = width_for(sum(sizes[i] for i in idx), INFER_WIDTHS) if static else None
+        plan = list(widths) if widths else INFER_WIDTHS
+        for idx in _batches(order, sizes, batch_size, plan[-1] if static else None):
+            width = width_for(sum(sizes[i] for i in idx), plan) if static else None
             batch = pack([groups[i] for i in idx], pad_id, share, row_tokens=width).to(device)
             with autocast() if autocast is not None else _null():
                 rows = packed_outputs(model, batch).float().tolist()
@@ -123,17 +127,18 @@ def score_encodings(model, encodings: Sequence[Encoded], pad_id: int, batch_size
 
 
 def score_samples(model, samples: Sequence[EncodedSample], pad_id: int, batch_size: int = 32,
-                  device=None, autocast=None, packing: str = "none", progress=None) -> list[list[float]]:
+                  device=None, autocast=None, packing: str = "none", progress=None,
+                  widths: Sequence[int] | None = None) -> list[list[float]]:
     """Rewards per sample (one per response: chosen/rejected, candidates, or the single response).
     ``batch_size`` counts samples per forward pass when packed, rows otherwise; ``progress`` is called
-    with the responses scored by each forward."""
+    with the responses scored by each forward; ``widths``: the static row widths under FlexAttention."""
     mode = resolve_packing(model, packing)
     if mode == "none":
         flat = [e for s in samples for e in s.encodings]
         rewards = score_encodings(model, flat, pad_id, batch_size, device, autocast, progress=progress)
     else:
         rewards = _rewards(model, _packed_outputs(model, [s.encodings for s in samples], pad_id, batch_size,
-                                                  device, autocast, mode == "prefix_shared", progress))
+                                                  device, autocast, mode == "prefix_shared", progress, widths))
     out, pos = [], 0
     for s in samples:
         out.append(rewards[pos:pos + len(s.encodings)])

@@ -49,6 +49,8 @@ class Prepared:
     """Pointwise trainer: attribute per head output."""
     tie_model: str = "none"
     """Resolved tie model (``auto`` becomes rao-kupper when the training data has ties, else none)."""
+    row_widths: list[int] = field(default_factory=list)
+    """The run's static row widths (FlexAttention on the GPU); validation reuses them."""
 
 
 def prepare(cfg: TrainBase, progress: bool = True) -> Prepared:
@@ -231,6 +233,7 @@ def train_bt(cfg: TrainBase, console=None) -> dict:
     total = opt.max_steps if opt.max_steps > 0 else math.ceil(opt.epochs * steps_per_epoch)
     layout.fit_widths(opt.batch_size, cfg.seed, math.ceil(total / steps_per_epoch), opt.length_grouping, keys,
                       engine.world, opt.row_widths)
+    prep.row_widths = layout.widths
     optimizer = adamw(param_groups(model, opt.weight_decay), opt.lr, opt.betas)
     scheduler = lr_scheduler(opt.scheduler, optimizer, int(opt.warmup_ratio * total), total)
     state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "best_loss": None, "best_step": None,
@@ -324,7 +327,7 @@ def _evaluate(cfg, engine, model, prep, state, log, out, final: bool = False) ->
         return False, None
     stop, result, keep = False, None, False
     if engine.is_main or engine.sharding != "none":  # a sharded model's forward is a collective
-        metrics, rewards = validation_pass(cfg, engine, engine.unwrap(model), prep)
+        metrics, rewards = validation_pass(cfg, engine, engine.unwrap(model), prep, prep.row_widths)
     if engine.is_main:
         result = (metrics, rewards)
         log.write({"event": "eval", "step": state["step"], **{f"eval_{k}": v for k, v in metrics.items()}})
@@ -349,20 +352,21 @@ def _evaluate(cfg, engine, model, prep, state, log, out, final: bool = False) ->
     return stop, result
 
 
-def validation_pass(cfg, engine, net, prep) -> tuple[dict, list[list[float]]]:
-    """One scoring pass over the validation set: (metrics, rewards per sample).
+def validation_pass(cfg, engine, net, prep, widths=None) -> tuple[dict, list[list[float]]]:
+    """One scoring pass over the validation set: (metrics, rewards per sample). ``widths``: the run's
+    static row widths (FlexAttention on the GPU), reused so validation adds no new row shapes.
 
     Pairs: accuracy/margin/loss; pointwise: MSE/MAE per attribute (rewards = weighted attributes).
     """
     pad = prep.tokenizer.pad_token_id
     if prep.attributes is not None:
         outputs = model_outputs(net, [s.encodings[0] for s in prep.validation], pad, cfg.eval.batch_size,
-                                engine.device, engine.autocast, resolve_packing(net, cfg.train.packing))
+                                engine.device, engine.autocast, resolve_packing(net, cfg.train.packing), widths=widths)
         weights = net.config.rmforge_reward_weights
         rewards = [[sum(w * v for w, v in zip(weights, row))] for row in outputs]
         return pointwise_eval_metrics(prep.validation, outputs, prep.attributes), rewards
     rewards = score_samples(net, prep.validation, pad, cfg.eval.batch_size, engine.device, engine.autocast,
-                            resolve_packing(net, cfg.train.packing))
+                            resolve_packing(net, cfg.train.packing), widths=widths)
     return pair_eval_metrics(prep.validation, rewards, prep.tie_model, cfg.loss.tie_param), rewards
 
 
@@ -405,7 +409,8 @@ def _finish(cfg, engine, model, prep, state, log, out, final_eval: tuple | None)
     if sharded and engine.world > 1:
         again = engine.on_main(lambda: again)
     if again and (engine.is_main or sharded):  # a sharded model's forward is a collective
-        final_eval = validation_pass(cfg, engine, net, prep)
+        final_eval = validation_pass(cfg, engine, net, prep, prep.row_widths)
+    summary["compiles"] = compiles()  # with the final pass's
     weights = engine.full_state_dict(model) if sharded else None  # gathered: every process takes part
     if engine.is_main:
         metrics, rewards = final_eval if final_eval is not None else ({}, [])
