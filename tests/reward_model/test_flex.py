@@ -131,9 +131,8 @@ def test_use_flex_attention_switches_a_capable_model(flex_rm, monkeypatch):
         _set(model, "sdpa")
 
 
-def test_scoring_under_flex_uses_few_static_rows_and_equal_rewards(flex_rm, monkeypatch):
-    """Evaluation and serving on FlexAttention: one packed row a forward, of a width from a fixed set;
-    the rewards equal plain forwards."""
+def _flex_scoring(flex_rm, monkeypatch, **kw):
+    """Rewards of plain forwards, rewards under rmforge_flex, and the packed row shapes of the latter."""
     from rmforge.reward_model import forward
 
     model, tok, samples = flex_rm
@@ -144,11 +143,20 @@ def test_scoring_under_flex_uses_few_static_rows_and_equal_rewards(flex_rm, monk
     monkeypatch.setattr(forward, "pack", lambda *a, **k: shapes.append(real(*a, **k).input_ids.shape) or real(*a, **k))
     try:
         _set(model, flex.FLEX_IMPL)
-        got = forward.score_samples(model, samples, tok.pad_token_id, batch_size=4, packing="prefix_shared")
+        got = forward.score_samples(model, samples, tok.pad_token_id, batch_size=4, packing="prefix_shared", **kw)
     finally:
         _set(model, "sdpa")
     assert torch.allclose(torch.tensor(got), torch.tensor(want), atol=1e-5)
-    assert len(shapes) == 3 and {tuple(s) for s in shapes} == {(1, forward.INFER_WIDTHS[0])}
+    return {tuple(s) for s in shapes}, len(shapes)
+
+
+def test_scoring_under_flex_uses_few_static_rows_and_equal_rewards(flex_rm, monkeypatch):
+    """Evaluation and serving on FlexAttention: one packed row a forward, of a width from a fixed set;
+    the rewards equal plain forwards."""
+    from rmforge.reward_model import forward
+
+    shapes, forwards = _flex_scoring(flex_rm, monkeypatch)
+    assert forwards == 3 and shapes == {(1, forward.INFER_WIDTHS[0])}
 
 
 def test_packed_scoring_keeps_no_autograd_graph(flex_rm, monkeypatch):
@@ -186,19 +194,5 @@ def test_flex_function_handles_gqa_and_mixed_dtypes(heads, kv_heads):
 
 def test_scoring_with_a_run_s_widths_uses_only_those_shapes(flex_rm, monkeypatch):
     """The trainer's validation passes its run's row widths: no shape beyond the training ones."""
-    from rmforge.reward_model import forward
-
-    model, tok, samples = flex_rm
-    _set(model, "sdpa")
-    want = forward.score_samples(model, samples, tok.pad_token_id, batch_size=4, packing="none")
-    shapes = []
-    real = forward.pack
-    monkeypatch.setattr(forward, "pack", lambda *a, **k: shapes.append(real(*a, **k).input_ids.shape) or real(*a, **k))
-    try:
-        _set(model, flex.FLEX_IMPL)
-        got = forward.score_samples(model, samples, tok.pad_token_id, batch_size=4, packing="prefix_shared",
-                                    widths=[256, 384])
-    finally:
-        _set(model, "sdpa")
-    assert torch.allclose(torch.tensor(got), torch.tensor(want), atol=1e-5)
-    assert shapes and {tuple(s) for s in shapes} <= {(1, 256), (1, 384)}
+    shapes, forwards = _flex_scoring(flex_rm, monkeypatch, widths=[256, 384])
+    assert forwards and shapes <= {(1, 256), (1, 384)}
