@@ -62,8 +62,9 @@ class Scorer:
     """Source, run-dir flag, head_initialised, encoding (for result files)."""
     packing: str = "auto"
     """Forward layout (:mod:`rmforge.reward_model.packing`); the rewards are the same either way (to float
-    rounding). ``auto``: prefix-shared packing of decoder samples on GPU (FlexAttention block masks),
-    plain padded batches on CPU, where a custom 4D mask forces SDPA's math kernel and materialises
+    rounding). ``auto``: on GPU what :func:`~rmforge.reward_model.attention.choose_packing` picks (prefix-shared
+    packing under FlexAttention block masks; padding-free through ``rmforge_varlen`` without FlexAttention
+    where the fused varlen kernel runs; else plain padded batches), plain padded batches on CPU, where a custom 4D mask forces SDPA's math kernel and materialises
     ``[rows, heads, L, L]`` scores (measured: 4x the peak memory of padded batches on hh-rlhf with
     SmolLM2, 4.9 vs 1.2 GB at 8 responses per forward)."""
     seconds: float = 0.0
