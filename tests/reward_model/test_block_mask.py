@@ -117,3 +117,37 @@ def test_compiled_kernel_is_not_rebuilt_for_new_masks_of_the_same_width():
     assert counters["stats"]["unique_graphs"] - before == 1
     for bm, got in zip(masks, outputs):
         assert torch.allclose(got, flex_attention(q, k, v, block_mask=bm), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_validation_without_autograd_reuses_the_training_specialisation(monkeypatch):
+    """Dynamo guards on the grad mode and on requires_grad: called directly, a compiled kernel is built
+    twice per width (training, then validation under no_grad). Through ``flex.run_kernel`` it is built
+    once, and the no-grad output carries no autograd graph. FlexAttention has no backward on CPU, so a
+    plain attention function stands in for it under Inductor's CPU backend (the guards are the same)."""
+    from torch._dynamo.utils import counters
+
+    def attention(q, k, v, scale=None):
+        return (q @ k.transpose(-1, -2) * scale).softmax(-1) @ v
+
+    monkeypatch.setattr(flex, "_compiled", lambda device_type: True)
+    monkeypatch.setattr(flex, "_kernel", {})
+
+    def graphs(call):
+        torch._dynamo.reset()
+        flex._kernel["cpu"] = torch.compile(attention, dynamic=False)
+        before = counters["stats"]["unique_graphs"]
+        torch.manual_seed(0)
+        w = torch.randn(16, 16, requires_grad=True)
+        q, k, v = (torch.randn(1, 2, 64, 16) for _ in range(3))
+        trained = call(q @ w, k @ w, v)  # v needs no gradient: as under LoRA on q/k only
+        trained.sum().backward()
+        assert w.grad is not None
+        with torch.no_grad():
+            scored = call(q @ w, k @ w, v)
+        assert not scored.requires_grad and scored.grad_fn is None
+        assert torch.allclose(trained, scored, atol=1e-5)
+        return counters["stats"]["unique_graphs"] - before
+
+    assert graphs(lambda q, k, v: flex.run_kernel("cpu", q, k, v, scale=0.25)) == 1
+    assert graphs(lambda q, k, v: flex.kernel("cpu")(q, k, v, scale=0.25)) == 2  # what it replaces

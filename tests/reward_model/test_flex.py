@@ -63,9 +63,9 @@ def test_plain_forward_under_rmforge_flex_is_sdpa(flex_rm):
     assert torch.allclose(torch.tensor(got), torch.tensor(want), atol=1e-6)
 
 
-def test_compiles_count_distinct_shapes_and_grad_modes(flex_rm, monkeypatch):
-    """On CUDA every new (shape, dtype, grad mode) specialises the compiled kernel once: that count is
-    the ``compiles`` of the start/end events. Eager kernel here, bookkeeping as on CUDA."""
+def test_compiles_count_distinct_shapes_in_any_grad_mode(flex_rm, monkeypatch):
+    """On CUDA every new (shape, dtype) specialises the compiled kernel once, with or without autograd:
+    that count is the ``compiles`` of the start/end events. Eager kernel here, bookkeeping as on CUDA."""
     from torch.nn.attention.flex_attention import flex_attention
 
     model, tok, samples = flex_rm
@@ -80,9 +80,9 @@ def test_compiles_count_distinct_shapes_and_grad_modes(flex_rm, monkeypatch):
         for width in (256, 256, 384):
             with torch.no_grad():
                 packed_outputs(model, pack(groups, tok.pad_token_id, row_tokens=width))
-        assert flex.compiles() == 2  # two widths, one grad mode (block masks are not compiled)
+        assert flex.compiles() == 2  # two widths (block masks are not compiled)
         packed_outputs(model, pack(groups, tok.pad_token_id, row_tokens=256))
-        assert flex.compiles() == 3  # autograd on: a new attention specialisation
+        assert flex.compiles() == 2  # autograd on: the same specialisation (flex.run_kernel)
     finally:
         _set(model, "sdpa")
         flex.reset_compiles()

@@ -5,7 +5,8 @@ rebuilt whenever the model switches between training and evaluation, and lets th
 dynamic after the second row width. Packed rows here come in a few fixed widths
 (:mod:`rmforge.reward_model.shapes`), so rmforge registers its own attention function,
 ``rmforge_flex`` (transformers' ``AttentionInterface``): one ``torch.compile(flex_attention,
-dynamic=False)`` kernel for the process, specialised once per row shape and grad mode, and a block
+dynamic=False)`` kernel for the process, specialised once per row shape (:func:`run_kernel`: validation
+without autograd reuses the training specialisation), and a block
 mask built on the device from per-block document/branch summaries (:func:`block_layout`: nothing
 compiled, no ``[W, W]`` mask, no host sync). :func:`compiles` counts the kernel's specialisations:
 the ``compiles`` count of the trainer's start/end events.
@@ -88,7 +89,7 @@ def _note(kind: str, key: tuple, device_type: str) -> None:
 
 
 def compiles() -> int:
-    """Kernel specialisations so far in this process (one per distinct row shape, dtype and grad mode;
+    """Kernel specialisations so far in this process (one per distinct row shape and dtype, any grad mode;
     the block masks are built without compiling); 0 where nothing is compiled (CPU)."""
     return len(_seen["attention"])
 
@@ -119,9 +120,27 @@ def rmforge_flex_attention(module, query: Tensor, key: Tensor, value: Tensor, at
         key, value = (t.repeat_interleave(heads // kv_heads, dim=1) for t in (key, value))
         gqa = False
     device = query.device.type
-    _note("attention", (tuple(query.shape), tuple(key.shape), query.dtype, torch.is_grad_enabled()), device)
-    out = kernel(device)(query, key, value, block_mask=attention_mask, scale=scaling, enable_gqa=gqa)
+    _note("attention", (tuple(query.shape), tuple(key.shape), query.dtype), device)
+    out = run_kernel(device, query, key, value, block_mask=attention_mask, scale=scaling, enable_gqa=gqa)
     return out.transpose(1, 2).contiguous(), None
+
+
+def run_kernel(device_type: str, query: Tensor, key: Tensor, value: Tensor, **options) -> Tensor:
+    """Call the process's kernel so that each row shape specialises it once, whatever the grad mode.
+
+    Dynamo guards a compiled function on the grad mode and on each input's ``requires_grad``: a
+    validation pass under ``no_grad`` (or a frozen base under LoRA, where q or k need no gradient) would
+    compile a second kernel per width. The compiled kernel therefore always runs with autograd on and
+    inputs that require grad; without autograd the output is detached at once (the small autograd
+    record of one attention call is freed with it). Eager kernels (CPU) are called as they are."""
+    fn = kernel(device_type)
+    if not _compiled(device_type):
+        return fn(query, key, value, **options)
+    grad = torch.is_grad_enabled()
+    with torch.enable_grad():
+        inputs = [t if grad and t.requires_grad else t.detach().requires_grad_() for t in (query, key, value)]
+        out = fn(*inputs, **options)
+    return out if grad else out.detach()
 
 
 def _same_dtype(*tensors: Tensor) -> tuple[Tensor, ...]:

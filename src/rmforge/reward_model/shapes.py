@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 
 BLOCK = 128
 MAX_WIDTHS = 4
-"""Default number of row widths (compilations of the kernel per grad mode)."""
+"""Default number of row widths (compilations of the kernel a run, training and validation together)."""
 
 
 def round_up(n: int, multiple: int = BLOCK) -> int:
