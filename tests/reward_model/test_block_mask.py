@@ -151,3 +151,12 @@ def test_validation_without_autograd_reuses_the_training_specialisation(monkeypa
 
     assert graphs(lambda q, k, v: flex.run_kernel("cpu", q, k, v, scale=0.25)) == 1
     assert graphs(lambda q, k, v: flex.kernel("cpu")(q, k, v, scale=0.25)) == 2  # what it replaces
+    # a layer that never trained in this process (the scorer of evaluate / serve): a plain no-grad call
+    seen = []
+    flex._kernel["cpu"] = lambda q, k, v, **kw: seen.append((torch.is_grad_enabled(), q.requires_grad)) or \
+        attention(q, k, v, **kw)
+    q, k, v = (torch.randn(1, 2, 64, 16) for _ in range(3))
+    with torch.no_grad():
+        for trainable in (False, True):
+            assert flex.run_kernel("cpu", q, k, v, trainable=trainable, scale=0.25).grad_fn is None
+    assert seen == [(False, False), (True, True)]

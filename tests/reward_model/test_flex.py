@@ -81,8 +81,11 @@ def test_compiles_count_distinct_shapes_in_any_grad_mode(flex_rm, monkeypatch):
             with torch.no_grad():
                 packed_outputs(model, pack(groups, tok.pad_token_id, row_tokens=width))
         assert flex.compiles() == 2  # two widths (block masks are not compiled)
+        layers = [m for name, m in model.named_modules() if name.endswith("self_attn")]
+        assert layers and not any(getattr(m, "_rmforge_trained", False) for m in layers)  # scoring only so far
         packed_outputs(model, pack(groups, tok.pad_token_id, row_tokens=256))
         assert flex.compiles() == 2  # autograd on: the same specialisation (flex.run_kernel)
+        assert all(m._rmforge_trained for m in layers)  # later no-grad passes reuse the training kernel
     finally:
         _set(model, "sdpa")
         flex.reset_compiles()

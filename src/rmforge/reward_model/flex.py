@@ -121,20 +121,26 @@ def rmforge_flex_attention(module, query: Tensor, key: Tensor, value: Tensor, at
         gqa = False
     device = query.device.type
     _note("attention", (tuple(query.shape), tuple(key.shape), query.dtype), device)
-    out = run_kernel(device, query, key, value, block_mask=attention_mask, scale=scaling, enable_gqa=gqa)
+    if torch.is_grad_enabled():
+        module._rmforge_trained = True  # this layer trains: its validation passes reuse the training kernel
+    out = run_kernel(device, query, key, value, getattr(module, "_rmforge_trained", False), block_mask=attention_mask,
+                     scale=scaling, enable_gqa=gqa)
     return out.transpose(1, 2).contiguous(), None
 
 
-def run_kernel(device_type: str, query: Tensor, key: Tensor, value: Tensor, **options) -> Tensor:
+def run_kernel(device_type: str, query: Tensor, key: Tensor, value: Tensor, trainable: bool = True,
+               **options) -> Tensor:
     """Call the process's kernel so that each row shape specialises it once, whatever the grad mode.
 
     Dynamo guards a compiled function on the grad mode and on each input's ``requires_grad``: a
     validation pass under ``no_grad`` (or a frozen base under LoRA, where q or k need no gradient) would
     compile a second kernel per width. The compiled kernel therefore always runs with autograd on and
     inputs that require grad; without autograd the output is detached at once (the small autograd
-    record of one attention call is freed with it). Eager kernels (CPU) are called as they are."""
+    record of one attention call is freed with it). ``trainable=False`` (a layer that has not run with autograd
+    in this process: the scorer of ``evaluate`` and ``serve``) without autograd calls the kernel as it
+    is, as do eager kernels (CPU)."""
     fn = kernel(device_type)
-    if not _compiled(device_type):
+    if not _compiled(device_type) or not (trainable or torch.is_grad_enabled()):
         return fn(query, key, value, **options)
     grad = torch.is_grad_enabled()
     with torch.enable_grad():
