@@ -9,6 +9,8 @@ rmforge/TRL: pairs used/dropped/truncated; pairs/s and tokens/s of the whole tra
 included) and of the loop with the first optimizer step excluded (from the end of step 1 to the end of
 the last step); the tokens each side computes (non-padding tokens through the model: rmforge's prefix
 sharing computes a shared prompt once) next to the pairs' own token total; the first step's seconds;
+the warm-up seconds (time above the loop's median seconds per token, summed over steps: compilation of
+every new row shape lands there) and their share of the loop (the issue's "compilation <= 10%");
 loop and end-to-end seconds; ``GPU peak MB`` (``torch.cuda.max_memory_allocated``, from a fresh process
 per side; ``n/a (cpu)`` on a CPU, where the process peak RSS row is the memory figure); ``MFU`` = 6 x
 parameters (embedding tables excluded) x computed tokens/s (first step excluded) / peak FLOP/s, and the

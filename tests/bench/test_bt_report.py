@@ -84,6 +84,19 @@ def _table(rows) -> dict[str, list[str]]:
     return {row[0]: lines[i + 1][len(row[0]):].split() for i, row in enumerate(rows)}
 
 
+def test_warmup_is_the_time_above_the_median_pace_wherever_it_happens():
+    # steps of 10, 20, 10, 10, 20 tokens at 0.1 s a token; step 1 compiles 5 s, step 2 (a new width) 3 s
+    took = [1.0 + 5.0, 2.0 + 3.0, 1.0, 1.0, 2.0]
+    ends = [sum(took[:i + 1]) for i in range(len(took))]
+    assert rep.warmup_seconds(ends, [10, 20, 10, 10, 20]) == pytest.approx(8.0)
+    assert rep.warmup_seconds([1.0, 2.0, 3.0], [10, 10, 10]) == pytest.approx(0.0)  # a steady loop
+    assert rep.warmup_seconds([2.0], [16]) is None
+    assert rep.warmup_seconds([1.0, 2.0], [16, 0]) is None
+    figures = rep.side_figures({"step_ends": ends, "step_tokens": [10, 20, 10, 10, 20], "step_pairs": [1] * 5,
+                                "loop_s": ends[-1], "tokens": 70, "pairs_trained": 5}, None)
+    assert figures["warmup_share"] == pytest.approx(8.0 / 15.0)
+
+
 def test_speed_rows_on_a_cpu_say_n_a_for_gpu_memory_and_mfu():
     cells = _table(rep.speed_rows(_side(), _side(loop_s=20.0, tokens=80_000, pair_tokens=80_000), None))
     assert cells["pairs/s (train loop)"] == ["6.40", "3.20", "2.000"]
@@ -131,7 +144,7 @@ def test_bt_vs_trl_prints_the_new_rows(capsys, monkeypatch):
     out = capsys.readouterr().out
     rows = {line.split("  ")[0]: line for line in out.splitlines()}
     for name in ("GPU peak MB", "MFU", "pairs/s (first step excluded)", "tokens/s (first step excluded)",
-                 "tokens/s (train loop)", "pair tokens (unshared)"):
+                 "tokens/s (train loop)", "pair tokens (unshared)", "warm-up share of loop"):
         assert name in rows, name
     assert rows["GPU peak MB"].split()[-3:] == ["1000", "2000", "0.500"]
     assert "790 TFLOP/s peak" in out and "rmforge run: packing prefix_shared, compiles 2" in out
