@@ -89,7 +89,7 @@ for shape in $shapes; do
   t=$(cap $([[ $m == *1.7b* ]] && echo 170 || echo 150)); if [ "$t" -eq 0 ]; then echo "skipped: no time left"; continue; fi
   timeout "$t" python3 bench/bt_vs_trl.py --model /tmp/models/$m --train $HH --validation none --pairs $n \
     --precision bf16 --batch-size 16 --max-length 1024 > $OUT/vs_trl_$m.log 2>&1; echo "bench rc=$? ${SECONDS}s"
-  grep -E "rmforge run|^device|rmforge/TRL|pairs/s|tokens/s|tokens computed|pair tokens|first step|train loop s|end-to-end|GPU peak MB|peak RSS|MFU" \
+  grep -E "rmforge run|^device|rmforge/TRL|pairs/s|tokens/s|tokens computed|pair tokens|first step|warm-up|train loop s|end-to-end|GPU peak MB|peak RSS|MFU" \
     $OUT/vs_trl_$m.log
   grep -E "Error|error:" $OUT/vs_trl_$m.log | tail -3
 done
