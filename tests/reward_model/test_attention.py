@@ -129,3 +129,88 @@ def test_tiny_models_never_switch_to_flex(llama, monkeypatch):
     before = attn_implementation(model)
     assert use_flex_attention(model) == (False, "head dimension 8 < 16")
     assert attn_implementation(model) == before
+
+
+@pytest.mark.parametrize("device,backend,sharing,flex,varlen,kind,why", [
+    ("cpu", "sdpa", True, None, None, "dense", "cpu: a dense [rows, 1, width, width] sdpa mask (fine and fastest here)"),
+    ("cpu", "eager", False, None, None, "dense", "cpu: a dense [rows, 1, width, width] eager mask (fine and fastest "
+                                                  "here)"),
+    ("cuda", "sdpa", True, (True, "ok"), None, "flex", "FlexAttention on CUDA: a block mask built on the device, "
+                                                        "fully masked blocks skipped"),
+    ("cuda", "flex_attention", True, None, None, "flex", "FlexAttention: a block mask built on the device, fully "
+                                                          "masked blocks skipped"),
+    ("cuda", "sdpa", False, (False, "head dimension 8 < 16"), (True, "ok"), "varlen",
+     "FlexAttention is off (head dimension 8 < 16): each document attends within itself through rmforge_varlen "
+     "(no mask)"),
+    ("cuda", "sdpa", True, (False, "head dimension 8 < 16"), None, "off",
+     "FlexAttention is off (head dimension 8 < 16): sharing prefixes on a GPU needs it (no dense [rows, 1, width, "
+     "width] mask there)"),
+    ("cuda", "eager", False, (False, "x"), (False, "y"), "off",
+     "FlexAttention is off (x) and rmforge_varlen is unavailable (y): packing must be off (no dense [rows, 1, width, "
+     "width] mask on a GPU)"),
+    ("cuda", "varlen", False, None, None, "varlen", "rmforge_varlen: each document attends within itself (no mask)"),
+    ("cpu", "varlen", True, None, None, "off", "rmforge_varlen takes no mask, so prefixes cannot be shared"),
+    ("cuda", "position_ids", False, None, None, "position_ids", "flash attention: document boundaries from "
+                                                                "position_ids (no mask)"),
+    ("cuda", "position_ids", True, None, None, "off", "flash attention takes no custom mask, so prefixes cannot be "
+                                                      "shared"),
+])
+def test_decide_packed_attention(device, backend, sharing, flex, varlen, kind, why):
+    """Pure decision for packed causal models: dense masks on CPU only; on CUDA FlexAttention, else
+    rmforge_varlen (no prefix sharing), else packing off."""
+    from rmforge.reward_model.packed_attention import ATTENTION_KINDS, decide_packed_attention
+
+    assert decide_packed_attention(device, backend, sharing, flex, varlen) == (kind, why)
+    assert kind in ATTENTION_KINDS
+
+
+def test_packed_attention_kwargs_per_backend(llama):
+    """One helper gives every packed forward its attention arguments, built where ``doc`` lives."""
+    from torch.nn.attention.flex_attention import BlockMask
+
+    from rmforge.reward_model import varlen
+    from rmforge.reward_model.packed_attention import packed_attention
+
+    model, _ = llama
+    flat = BRANCH.clamp(max=1)  # no prefix sharing
+    with packed_attention(model, DOC, BRANCH) as kw:  # sdpa: the boolean dense mask
+        assert list(kw) == ["attention_mask"] and torch.equal(kw["attention_mask"], dense_mask(DOC, BRANCH))
+    model.config._attn_implementation = "eager"
+    try:
+        with packed_attention(model, DOC, BRANCH) as kw:
+            assert torch.equal(kw["attention_mask"], additive_mask(dense_mask(DOC, BRANCH), torch.float32))
+        model.config._attn_implementation = "rmforge_flex"
+        with packed_attention(model, DOC, BRANCH) as kw:
+            assert isinstance(kw["attention_mask"], BlockMask)
+        model.config._attn_implementation = "flash_attention_2"
+        with packed_attention(model, DOC, flat) as kw:
+            assert kw == {"attention_mask": None}
+        model.config._attn_implementation = varlen.VARLEN_IMPL
+        with packed_attention(model, DOC, flat) as kw:
+            assert kw["attention_mask"] is None and varlen.varlen_mask() is None  # transformers builds no mask
+            assert [s[1:] for s in kw[varlen.SEGMENTS_KWARG].spans] == [(0, 5), (5, 7), (7, 8)]
+        assert varlen._packed.get() is None
+        with pytest.raises(ValueError, match="rmforge_varlen cannot share prefixes"):
+            with packed_attention(model, DOC, BRANCH):
+                pass
+    finally:
+        model.config._attn_implementation = "sdpa"
+
+
+def test_switch_packed_attention(llama, monkeypatch):
+    """CPU keeps the backend (dense masks); CUDA without FlexAttention: rmforge_varlen, unless prefixes are
+    shared (then packing is off and the model keeps its backend)."""
+    from rmforge.reward_model.packed_attention import switch_packed_attention
+
+    model, _ = llama
+    assert switch_packed_attention(model, "cpu", True)[0] == "dense" and attn_implementation(model) == "sdpa"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    try:
+        assert switch_packed_attention(model, "cuda", True)[0] == "off" and attn_implementation(model) == "sdpa"
+        assert switch_packed_attention(model, "cuda") == (
+            "varlen", "FlexAttention is off (head dimension 8 < 16): each document attends within itself through "
+                      "rmforge_varlen (no mask)")
+        assert attn_implementation(model) == "rmforge_varlen"
+        assert switch_packed_attention(model, "cuda")[0] == "varlen"  # idempotent
+    finally:
+        model.set_attn_implementation("sdpa")

@@ -439,3 +439,37 @@ def test_sliding_window_layers(tmp_path, monkeypatch, kernel):
     with torch.no_grad():
         wide = packed_outputs(model, batch)
     assert not torch.allclose(wide, want, atol=1e-3) and torch.allclose(full_window, want, atol=1e-5)
+
+
+def test_use_varlen_attention_takes_causal_lms_not_encoders(tmp_path):
+    """Packed SFT runs a ``*ForCausalLM`` through rmforge_varlen too; encoders stay refused."""
+    from transformers import AutoModelForCausalLM
+
+    lm = AutoModelForCausalLM.from_pretrained(tiny_model("llama", tmp_path / "lm"), dtype=torch.float32)
+    _switch(lm)
+    bert, _ = load_reward_model(str(tiny_model("bert", tmp_path / "bert")))
+    assert varlen.use_varlen_attention(bert) == (
+        False, "BertForSequenceClassification is not a causal decoder (a decoder reward model or a causal LM)")
+    assert attention.is_causal_decoder(lm) and not attention.is_decoder_rm(lm)
+
+
+def test_kernel_verdicts_read_the_gpu_capability(rm, monkeypatch):
+    """varlen_verdict (planning) and _fused_ok (each forward) decide alike: both look up the GPU's capability."""
+    model, _, _ = rm
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(varlen, "_varlen_fn", lambda: _fake_varlen_attn)
+    asked = []
+    monkeypatch.setattr(torch.cuda, "get_device_capability",
+                        lambda device=None: asked.append(device) or (7, 5))
+    varlen._fused_ok.cache_clear()
+    try:
+        assert varlen.varlen_verdict(model, torch.bfloat16) == (False, "compute capability 7.5 < 8.0 (flash kernels)")
+        assert varlen._fused_ok(torch.device("cuda", 0), torch.bfloat16, 8) is False
+        assert asked == [None, torch.device("cuda", 0)]
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+        varlen._fused_ok.cache_clear()
+        assert varlen.varlen_verdict(model, torch.bfloat16) == (True, "ok")
+        assert varlen._fused_ok(torch.device("cuda", 0), torch.bfloat16, 8) is True
+        assert varlen._fused_ok(torch.device("cpu"), torch.bfloat16, 8) is False
+    finally:
+        varlen._fused_ok.cache_clear()

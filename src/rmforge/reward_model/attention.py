@@ -20,8 +20,11 @@ How the rule reaches the model depends on ``config._attn_implementation``:
 * ``flash_attention_*``: no custom masks; only block-diagonal packing (``padding_free``) through
   ``position_ids`` (transformers derives the sequence boundaries), prefix sharing is unavailable.
 
-On a GPU no dense ``[R, 1, W, W]`` mask is built: without FlexAttention a packed forward goes through
-``rmforge_varlen`` (:func:`choose_packing`, :func:`resolve_packing`).
+Every packed forward (reward models, SFT, GRPO's shared prompts) gets its attention arguments from
+:func:`rmforge.reward_model.packed_attention.packed_attention`. On a GPU no dense ``[R, 1, W, W]`` mask
+is built: without FlexAttention a packed forward goes through ``rmforge_varlen`` (reward models:
+:func:`choose_packing`, :func:`resolve_packing`; causal LMs:
+:func:`rmforge.reward_model.packed_attention.switch_packed_attention`), or is not packed.
 """
 
 from __future__ import annotations
@@ -62,12 +65,21 @@ def attn_implementation(model) -> str:
     return getattr(hf_model(model).config, "_attn_implementation", None) or "eager"
 
 
+def _decoder_with(hf, heads: tuple[str, ...]) -> bool:
+    cfg = hf.config
+    return (any(hasattr(hf, h) for h in heads) and not getattr(cfg, "is_encoder_decoder", False)
+            and getattr(hf, "base_model_prefix", "") == "model" and cfg.model_type not in {"bert", "roberta"})
+
+
 def is_decoder_rm(model) -> bool:
     """True for a causal decoder with a ``score`` head (``*ForSequenceClassification`` of a decoder LM)."""
-    hf = hf_model(model)
-    cfg = hf.config
-    return (hasattr(hf, "score") and not getattr(cfg, "is_encoder_decoder", False)
-            and getattr(hf, "base_model_prefix", "") == "model" and cfg.model_type not in {"bert", "roberta"})
+    return _decoder_with(hf_model(model), ("score",))
+
+
+def is_causal_decoder(model) -> bool:
+    """True for a decoder reward model (:func:`is_decoder_rm`) or a decoder LM with an ``lm_head``
+    (``*ForCausalLM``): the models whose packed forwards are causal within each document."""
+    return _decoder_with(hf_model(model), ("score", "lm_head"))
 
 
 _warned: set[str] = set()
@@ -208,7 +220,7 @@ def check_mask(mask, backend: str) -> None:
 
 def attention_inputs(model, doc: Tensor, branch: Tensor, dtype: torch.dtype = torch.float32):
     """The ``attention_mask`` argument for ``model``'s backend (None under flash attention and
-    ``rmforge_varlen``: :func:`rmforge.reward_model.packing.packed_outputs` passes the segments)."""
+    ``rmforge_varlen``: :func:`rmforge.reward_model.packed_attention.packed_attention` passes the segments)."""
     backend = mask_backend(model)
     if backend in ("position_ids", "varlen"):
         if bool((branch > 1).any()):

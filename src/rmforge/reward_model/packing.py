@@ -4,10 +4,12 @@ A sample becomes one *document*. With prefix sharing the document is ``[prefix |
 branch_k]``: the prefix is the longest common token prefix of the sample's rows (found on the ids,
 so hh-rlhf pairs that arrive as two full transcripts share it too), capped so that every branch
 keeps at least its last token; each branch's position ids restart where the prefix ends, and the
-mask (:mod:`rmforge.reward_model.attention`) lets a branch see the prefix and itself only. Without sharing
-(``padding_free``) each row of the sample is its own document. Documents are packed first-fit
-decreasing into rows (block-diagonal: nothing crosses documents), so each branch's last token sees
-exactly the tokens and positions of its unpacked row, and its reward is the same.
+mask (:mod:`rmforge.reward_model.attention`, passed in the form of the model's backend by
+:func:`rmforge.reward_model.packed_attention.packed_attention`) lets a branch see the prefix and
+itself only. Without sharing (``padding_free``) each row of the sample is its own document.
+Documents are packed first-fit decreasing into rows (block-diagonal: nothing crosses documents), so
+each branch's last token sees exactly the tokens and positions of its unpacked row, and its reward
+is the same.
 
 :func:`pack` builds a :class:`PackedBatch`; :func:`packed_outputs` runs the model on it and returns
 the head outputs per response, in sample order (``[s0 r0, s0 r1, ..., s1 r0, ...]``).
@@ -16,15 +18,14 @@ the head outputs per response, in sample order (``[s0 r0, s0 r1, ..., s1 r0, ...
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from rmforge.reward_model.attention import attention_inputs, hf_model, mask_backend
+from rmforge.reward_model.attention import hf_model
+from rmforge.reward_model.packed_attention import packed_attention
 from rmforge.reward_model.tokenize import Encoded
-from rmforge.reward_model.varlen import varlen_forward
 
 MODES = ("prefix_shared", "padding_free")
 
@@ -172,23 +173,21 @@ def packed_outputs(model, batch: PackedBatch) -> Tensor:
     """Head outputs ``[N, num_labels]`` of every response in ``batch`` (keeps autograd).
 
     The forward goes through ``model`` itself (DDP and peft hooks run as usual) with the packed
-    4D mask (or, under ``rmforge_varlen``, no mask and the documents' segments) and position ids; the
-    head's per-token output is captured with a forward hook and read at each response's last token.
+    attention arguments of its backend (:func:`~rmforge.reward_model.packed_attention.packed_attention`:
+    a dense mask, a FlexAttention block mask, or under ``rmforge_varlen`` no mask and the documents'
+    segments) and position ids; the head's per-token output is captured with a forward hook and read
+    at each response's last token.
     """
     hf = hf_model(model)
     head = getattr(hf, "score", None)
     if head is None:
         raise ValueError(f"{type(hf).__name__} has no `score` head: packed forwards need a decoder reward model")
-    dtype = next(hf.parameters()).dtype
-    mask = attention_inputs(model, batch.doc, batch.branch, dtype if dtype.is_floating_point else torch.float32)
-    varlen = mask_backend(model) == "varlen"  # no mask: the documents' segments go to the attention calls
     captured: list[Tensor] = []
-    handle = head.register_forward_hook(lambda _m, _i, out: captured.append(out))
-    try:
-        with varlen_forward(batch.doc) if varlen else nullcontext({}) as extra:
-            model(input_ids=batch.input_ids, attention_mask=mask, position_ids=batch.position_ids, use_cache=False,
-                  **extra)
-    finally:
-        handle.remove()
+    with packed_attention(model, batch.doc, batch.branch) as attention:
+        handle = head.register_forward_hook(lambda _m, _i, out: captured.append(out))
+        try:
+            model(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False, **attention)
+        finally:
+            handle.remove()
     logits = captured[-1]
     return logits[batch.score_at[:, 0], batch.score_at[:, 1]]

@@ -20,7 +20,9 @@ keyword, e.g. Qwen2/Mistral) is honoured: a window in torch's kernel, a per-segm
 loop (only for segments longer than the window). Plain forwards of the model (padded rows with
 a 2D mask, ``packing=none``) go to transformers' SDPA function unchanged. Prefix sharing needs a
 custom mask and is not available here (:func:`~rmforge.reward_model.attention.choose_packing` falls
-back to ``padding_free``).
+back to ``padding_free``). Any causal decoder can switch (:func:`use_varlen_attention`): decoder reward
+models, and ``*ForCausalLM`` models for packed SFT on a GPU without FlexAttention
+(:func:`rmforge.reward_model.packed_attention.switch_packed_attention`).
 """
 
 from __future__ import annotations
@@ -125,6 +127,12 @@ def varlen_kernel_usable(device_type: str, dtype: torch.dtype, head_dim: int | N
     return True, "ok"
 
 
+def _kernel_here(device_type: str, dtype: torch.dtype, dim: int | None, device=None) -> tuple[bool, str]:
+    """:func:`varlen_kernel_usable` with this machine's kernel and ``device``'s compute capability."""
+    capability = torch.cuda.get_device_capability(device) if device_type == "cuda" else None
+    return varlen_kernel_usable(device_type, dtype, dim, _varlen_fn() is not None, capability)
+
+
 def varlen_verdict(model, dtype: torch.dtype | None = None) -> tuple[bool, str]:
     """:func:`varlen_kernel_usable` for ``model`` on this machine's GPU; ``dtype``: the forward's compute
     dtype (the autocast dtype), default the model's parameter dtype."""
@@ -136,18 +144,13 @@ def varlen_verdict(model, dtype: torch.dtype | None = None) -> tuple[bool, str]:
             dtype = next(hf.parameters()).dtype
         except StopIteration:
             dtype = torch.float32
-    cuda = torch.cuda.is_available()
-    capability = torch.cuda.get_device_capability() if cuda else None
-    return varlen_kernel_usable("cuda" if cuda else "cpu", dtype, head_dim(hf.config), _varlen_fn() is not None,
-                                capability)
+    return _kernel_here("cuda" if torch.cuda.is_available() else "cpu", dtype, head_dim(hf.config))
 
 
 @lru_cache(maxsize=32)
 def _fused_ok(device: torch.device, dtype: torch.dtype, dim: int) -> bool:
-    if device.type != "cuda":
-        return False
-    capability = torch.cuda.get_device_capability(device)
-    return varlen_kernel_usable("cuda", dtype, dim, _varlen_fn() is not None, capability)[0]
+    """Whether a forward on ``device`` runs torch's fused kernel (cached per device, dtype and head dim)."""
+    return _kernel_here(device.type, dtype, dim, device)[0]
 
 
 @lru_cache(maxsize=1)
@@ -263,15 +266,16 @@ def register() -> None:
 
 
 def use_varlen_attention(model) -> tuple[bool, str]:
-    """Switch a decoder reward model to ``rmforge_varlen``; returns whether it now uses it and why not.
-    Idempotent; never raises: on failure the model keeps its backend, with one logged warning."""
-    from rmforge.reward_model.attention import attn_implementation, hf_model, is_decoder_rm
+    """Switch a causal decoder (a decoder reward model or a ``*ForCausalLM``) to ``rmforge_varlen``;
+    returns whether it now uses it and why not. Idempotent; never raises: on failure the model keeps
+    its backend, with one logged warning."""
+    from rmforge.reward_model.attention import attn_implementation, hf_model, is_causal_decoder
 
     if attn_implementation(model) == VARLEN_IMPL:
         return True, "ok"
     hf = hf_model(model)
-    if not is_decoder_rm(model):
-        return False, f"{type(hf).__name__} is not a causal decoder reward model"
+    if not is_causal_decoder(model):
+        return False, f"{type(hf).__name__} is not a causal decoder (a decoder reward model or a causal LM)"
     try:
         register()
         hf.set_attn_implementation(VARLEN_IMPL)
