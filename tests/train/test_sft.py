@@ -97,15 +97,139 @@ def test_loss_on_kept_logit_positions_equals_full_logits(tiny, tok):
         assert max(float((a - b).abs().max()) for a, b in zip(grads, ref_grads)) < 1e-5
 
 
-def test_packed_loss_equals_padded_loss(tiny, tok):
+def _loss_and_grads(model, batch, grads: bool):
+    if not grads:  # FlexAttention has no backward on CPU
+        with torch.no_grad():
+            loss, n = token_loss_sum(model, batch, "cpu")
+        return float(loss), n, None
+    loss, n = token_loss_sum(model, batch, "cpu")
+    return float(loss.detach()), n, torch.autograd.grad(loss, list(model.parameters()))
+
+
+@pytest.mark.parametrize("backend", ["sdpa", "rmforge_varlen", "rmforge_flex"])
+@pytest.mark.parametrize("one_row", [False, True])
+def test_packed_loss_equals_padded_loss(tiny, tok, backend, one_row, monkeypatch):
+    """Packed SFT rows give the padded loss (and gradients) under a dense SDPA mask, rmforge_varlen (no mask:
+    segments) and rmforge_flex (a block mask; eager on CPU, forward only), in first-fit rows and in one
+    static row of a planned width; the mask is built in token_loss_sum, never by packed_batch."""
     from transformers import AutoModelForCausalLM
+
+    from rmforge.reward_model import attention, flex, varlen
 
     model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32).eval()
     items, _ = encode_all(tok, [CONV, CONV[1:3], CONV[3:]], 256, "drop")
-    with torch.no_grad():
-        a, na = token_loss_sum(model, padded_batch(items, tok.pad_token_id), "cpu")
-        b, nb = token_loss_sum(model, packed_batch(model, items, tok.pad_token_id, 256), "cpu")
-    assert na == nb and float(a) == pytest.approx(float(b), rel=1e-4)
+    want, n_want, want_grads = _loss_and_grads(model, padded_batch(items, tok.pad_token_id), backend != "rmforge_flex")
+    batch = packed_batch(items, tok.pad_token_id, 256, 384 if one_row else None)
+    assert "attention_mask" not in batch and batch["doc"].shape == batch["input_ids"].shape
+    if one_row:
+        assert tuple(batch["input_ids"].shape) == (1, 384) and int((batch["doc"] == -1).sum()) > 0
+    if backend == "rmforge_varlen":
+        assert varlen.use_varlen_attention(model) == (True, "ok")  # a causal LM, not only reward models
+    elif backend == "rmforge_flex":
+        flex.register()
+        model.set_attn_implementation(flex.FLEX_IMPL)
+    assert attention.attn_implementation(model) == backend
+    if backend != "sdpa":  # no dense mask under either
+        monkeypatch.setattr(attention, "dense_mask", lambda *a: pytest.fail("a dense mask was built"))
+    got, n_got, got_grads = _loss_and_grads(model, batch, backend != "rmforge_flex")
+    assert n_want == n_got > 0 and got == pytest.approx(want, rel=1e-5)
+    if want_grads is not None:
+        assert max(float((a - b).abs().max()) for a, b in zip(got_grads, want_grads)) < 1e-5
+
+
+def test_packed_batch_one_row_refuses_an_overfull_row(tok):
+    items, _ = encode_all(tok, [CONV, CONV[1:3]], 256, "drop")
+    with pytest.raises(ValueError, match="do not fit one row of 8"):
+        packed_batch(items, tok.pad_token_id, 256, 8)
+
+
+def test_sft_packing_per_hardware(tiny, tmp_path, monkeypatch, caplog):
+    """CPU: dense masks; CUDA: FlexAttention (static rows) where it runs, else rmforge_varlen, else padded
+    rows with one logged warning (never a dense mask on a GPU)."""
+    from transformers import AutoModelForCausalLM
+
+    from rmforge.reward_model import attention, flex, packed_attention, varlen
+    from rmforge.train.sft import sft_packing
+
+    model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32)  # head dim 8: no FlexAttention
+    assert sft_packing(model, False, "cuda") == (False, False, "packing=false was asked for")
+    pack, static, why = sft_packing(model, True, "cpu")
+    assert (pack, static) == (True, False) and why.startswith("cpu: a dense") and \
+        attention.attn_implementation(model) == "sdpa"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(packed_attention, "use_varlen_attention", lambda m: (False, "rmforge_varlen unavailable: x"))
+    with caplog.at_level("WARNING", "rmforge.train"):
+        pack, static, why = sft_packing(model, True, "cuda")
+    assert (pack, static) == (False, False) and attention.attn_implementation(model) == "sdpa"
+    assert why == ("FlexAttention is off (head dimension 8 < 16) and rmforge_varlen is unavailable (rmforge_varlen "
+                   "unavailable: x): packing must be off (no dense [rows, 1, width, width] mask on a GPU)")
+    assert [r.getMessage() for r in caplog.records if r.name == "rmforge.train"] == [
+        f"packing=true: {why}; training on padded rows"]
+    monkeypatch.undo()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    pack, static, why = sft_packing(model, True, "cuda")
+    assert (pack, static) == (True, False) and attention.attn_implementation(model) == varlen.VARLEN_IMPL
+    assert why == ("FlexAttention is off (head dimension 8 < 16): each document attends within itself through "
+                   "rmforge_varlen (no mask)")
+    wide = AutoModelForCausalLM.from_pretrained(tiny_model("llama", tmp_path / "wide", hidden_size=64),
+                                                dtype=torch.float32)  # head dim 16
+    pack, static, why = sft_packing(wide, True, "cuda")
+    assert (pack, static) == (True, True) and attention.attn_implementation(wide) == flex.FLEX_IMPL
+
+
+def _varied_rows(path, n=40):
+    rows = [{"messages": [{"role": "user", "content": "tell me " + "more " * (1 + (7 * i) % 23)},
+                          {"role": "assistant", "content": "sure " * (1 + (5 * i) % 11)}]} for i in range(n)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_static_rows_under_flex_use_few_shapes(tmp_path, tiny, monkeypatch):
+    """Under FlexAttention (forced here; the model stays on SDPA, so CPU can train) every micro-batch is one
+    row whose width is one of at most four widths planned before the run, though the micro-batches
+    hold many different token counts; the start event records them."""
+    from rmforge.reward_model.shapes import MAX_WIDTHS
+    from rmforge.train import sft
+
+    monkeypatch.setattr(sft, "switch_packed_attention", lambda model, device_type: ("flex", "forced for the test"))
+    shapes, totals = [], []
+    real = sft.token_loss_sum
+
+    def spy(model, batch, device):
+        if model.training:
+            shapes.append(tuple(batch["input_ids"].shape))
+            totals.append(int((batch["doc"] >= 0).sum()))
+        return real(model, batch, device)
+
+    monkeypatch.setattr(sft, "token_loss_sum", spy)
+    data = _varied_rows(tmp_path / "sft.jsonl")
+    cfg = load_config(None, [f"model={tiny}", f"data.train={data}", f"output_dir={tmp_path / 'run'}", "packing=true",
+                             "train.max_steps=12", "train.batch_size=6", "train.micro_batch_size=3",
+                             "logging.progress=false", "train.precision=fp32"], cls=SFTConfig)
+    train_sft(cfg)
+    start = read_metrics(tmp_path / "run")[0]
+    assert (start["packing"], start["attention"], start["packing_reason"]) == (True, "sdpa", "forced for the test")
+    widths = start["row_widths"]
+    assert len(shapes) == 24 and len(set(totals)) > MAX_WIDTHS  # many token counts ...
+    assert {rows for rows, _ in shapes} == {1} and len(set(shapes)) <= len(widths) <= MAX_WIDTHS  # ... few shapes
+    assert {w for _, w in shapes} <= set(widths) and all(w % 128 == 0 for w in widths)
+
+
+def test_sft_trains_padded_where_packing_cannot_run(tmp_path, tiny, monkeypatch):
+    from rmforge.train import sft
+
+    why = "FlexAttention is off (x) and rmforge_varlen is unavailable (y): packing must be off"
+    monkeypatch.setattr(sft, "switch_packed_attention", lambda model, device_type: ("off", why))
+    seen = []
+    real = sft.token_loss_sum
+    monkeypatch.setattr(sft, "token_loss_sum", lambda m, b, d: seen.append(sorted(b)) or real(m, b, d))
+    data = _varied_rows(tmp_path / "sft.jsonl", 8)
+    train_sft(load_config(None, [f"model={tiny}", f"data.train={data}", f"output_dir={tmp_path / 'run'}",
+                                 "packing=true", "train.max_steps=2", "train.batch_size=4", "logging.progress=false"],
+                          cls=SFTConfig))
+    start = read_metrics(tmp_path / "run")[0]
+    assert (start["packing"], start["packing_reason"], start["row_widths"]) == (False, why, None)
+    assert seen and all(keys == ["attention_mask", "input_ids", "labels"] for keys in seen)
 
 
 def _judge_rows(path, n=24):

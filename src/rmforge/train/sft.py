@@ -10,14 +10,22 @@ The loop mirrors the Bradley-Terry trainer: seeded batches (:mod:`rmforge.train.
 Accelerate :class:`~rmforge.train.engine.Engine`, loss = sum of token losses / assistant tokens in the
 optimizer step (independent of micro-batching and packing), metrics.jsonl, atomic checkpoints with
 resume, LoRA through peft, final model + manifest.json. ``packing=true`` concatenates conversations into
-rows of ``max_length`` tokens with block-diagonal attention (:mod:`rmforge.reward_model.attention`).
+rows of ``max_length`` tokens with block-diagonal attention (:mod:`rmforge.reward_model.attention`),
+built on the device by :func:`~rmforge.reward_model.packed_attention.packed_attention`. On CPU that is a
+dense mask; on a GPU no dense ``[rows, 1, width, width]`` mask is built (:func:`sft_packing`): the model
+switches to FlexAttention (each micro-batch in one row whose width comes from at most four widths
+planned over the run: few compiled kernel shapes), else to ``rmforge_varlen`` (no mask), else trains
+on padded rows with one logged warning; the start event says which (``packing``, ``attention``,
+``packing_reason``, ``row_widths``).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,9 +34,12 @@ import torch
 from rmforge import __version__
 from rmforge.config import dump_config
 from rmforge.errors import ConfigError, RmforgeError
+from rmforge.reward_model.packed_attention import packed_attention, switch_packed_attention
 from rmforge.train import checkpoint as ckpt_io
 from rmforge.train.judge_config import SFTConfig
 from rmforge.train.metrics import check_trackers, open_run_log, peak_memory_mb
+
+logger = logging.getLogger("rmforge.train")
 
 
 @dataclass
@@ -99,22 +110,30 @@ def padded_batch(items: list[Encoded], pad_id: int) -> dict:
     return {"input_ids": ids, "attention_mask": attn, "labels": labels}
 
 
-def packed_batch(model, items: list[Encoded], pad_id: int, width: int) -> dict:
-    """Conversations packed first-fit into rows of ``width`` tokens, block-diagonal causal attention."""
-    from rmforge.reward_model.attention import attention_inputs
+def packed_batch(items: list[Encoded], pad_id: int, width: int, row_width: int | None = None) -> dict:
+    """Conversations packed first-fit into rows of ``width`` tokens (trimmed to the fullest row) or, with
+    ``row_width`` (static shapes under FlexAttention), all into one row of exactly ``row_width`` tokens.
 
-    rows: list[list[int]] = []
-    used: list[int] = []
-    for i in sorted(range(len(items)), key=lambda i: -len(items[i].input_ids)):
-        n = len(items[i].input_ids)
-        slot = next((r for r, u in enumerate(used) if u + n <= width), None)
-        if slot is None:
-            rows.append([])
-            used.append(0)
-            slot = len(rows) - 1
-        rows[slot].append(i)
-        used[slot] += n
-    width = max(used)
+    Returns ``input_ids``, ``position_ids`` (restarting in every conversation), ``labels`` and ``doc``
+    (conversation per token, -1 = padding): :func:`token_loss_sum` builds the block-diagonal causal
+    attention for the model's backend from ``doc`` on the forward's device."""
+    if row_width is not None:
+        total = sum(len(e.input_ids) for e in items)
+        if total > row_width:
+            raise ValueError(f"{total} tokens do not fit one row of {row_width}")
+        rows, width = [list(range(len(items)))], row_width
+    else:
+        rows, used = [], []
+        for i in sorted(range(len(items)), key=lambda i: -len(items[i].input_ids)):
+            n = len(items[i].input_ids)
+            slot = next((r for r, u in enumerate(used) if u + n <= width), None)
+            if slot is None:
+                rows.append([])
+                used.append(0)
+                slot = len(rows) - 1
+            rows[slot].append(i)
+            used[slot] += n
+        width = max(used)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), width), -100, dtype=torch.long)
     pos = torch.zeros((len(rows), width), dtype=torch.long)
@@ -129,8 +148,23 @@ def packed_batch(model, items: list[Encoded], pad_id: int, width: int) -> dict:
             pos[r, at:at + n] = torch.arange(n)
             doc[r, at:at + n] = d
             at += n
-    mask = attention_inputs(model, doc, torch.zeros_like(doc))
-    return {"input_ids": ids, "attention_mask": mask, "position_ids": pos, "labels": labels}
+    return {"input_ids": ids, "position_ids": pos, "labels": labels, "doc": doc}
+
+
+def micro_batch_tokens(lengths: list[int], batch_size: int, micro: int, seed: int, steps: int,
+                       grouping: bool) -> list[int]:
+    """Tokens of every micro-batch of the first ``steps`` optimizer steps, in training order (the batches
+    are a function of the seed, the epoch and the lengths, as in :func:`train_sft`)."""
+    from rmforge.train.sampler import epoch_batches, split_micro
+
+    out: list[int] = []
+    epoch = 0
+    while steps > 0:
+        batches = epoch_batches(lengths, batch_size, seed, epoch, grouping)[:steps]
+        out += [sum(lengths[batch[i]] for i in part) for batch in batches
+                for part in split_micro(list(range(len(batch))), micro)]
+        steps, epoch = steps - len(batches), epoch + 1
+    return out
 
 
 def keeps_logit_positions(model) -> bool:
@@ -152,15 +186,19 @@ def token_loss_sum(model, batch: dict, device) -> tuple[torch.Tensor, int]:
 
     Only positions that predict a labelled token (in any row) go through the LM head
     (``logits_to_keep``): judge SFT trains ~10 answer tokens after a ~450-token prompt, so the
-    vocabulary projection and its float32 logits shrink ~40x; the loss is the same."""
+    vocabulary projection and its float32 logits shrink ~40x; the loss is the same. A packed batch
+    (``doc``, :func:`packed_batch`) gets its attention arguments from
+    :func:`~rmforge.reward_model.packed_attention.packed_attention` on ``device``."""
     labels = batch.pop("labels").to(device)
     batch = {k: (v.to(device) if v is not None else None) for k, v in batch.items()}
+    doc = batch.pop("doc", None)  # a packed batch: its attention is built here, on the device
     target = labels[:, 1:]
-    if keeps_logit_positions(model):
-        keep = (target != -100).any(0).nonzero().squeeze(1)
-        logits, target = model(**batch, logits_to_keep=keep).logits.float(), target[:, keep]
-    else:
-        logits = model(**batch).logits[:, :-1].float()
+    with packed_attention(model, doc, torch.zeros_like(doc)) if doc is not None else nullcontext({}) as attention:
+        if keeps_logit_positions(model):
+            keep = (target != -100).any(0).nonzero().squeeze(1)
+            logits, target = model(**batch, **attention, logits_to_keep=keep).logits.float(), target[:, keep]
+        else:
+            logits = model(**batch, **attention).logits[:, :-1].float()
     loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
                                              ignore_index=-100, reduction="sum")
     return loss, int((target != -100).sum())
@@ -193,10 +231,27 @@ def evaluate_loss(cfg: SFTConfig, engine, model, data: list[Encoded], pad_id: in
     return {"loss": mean, "perplexity": math.exp(min(mean, 50)), "tokens": count}
 
 
+def sft_packing(model, packing: bool, device_type: str) -> tuple[bool, bool, str]:
+    """``(pack, static, reason)`` for ``packing=true`` on ``device_type``, switching the model's attention
+    where that needs it (:func:`~rmforge.reward_model.packed_attention.switch_packed_attention`): dense
+    masks on CPU; on CUDA FlexAttention (``static``: one row per micro-batch from a few planned widths,
+    as the compiled kernel is specialised per shape), else ``rmforge_varlen``, else padded rows with one
+    logged warning (no dense ``[rows, 1, width, width]`` mask on a GPU)."""
+    if not packing:
+        return False, False, "packing=false was asked for"
+    kind, why = switch_packed_attention(model, device_type)
+    if kind == "off":
+        logger.warning("packing=true: %s; training on padded rows", why)
+        return False, False, why
+    return True, kind == "flex", why
+
+
 def train_sft(cfg: SFTConfig, console=None) -> dict:
     """Train, evaluate and save; returns the summary (also in manifest.json)."""
     from rmforge.judge.data import load_sft_messages
     from rmforge.judge.lm import load_causal_lm
+    from rmforge.reward_model.attention import attn_implementation
+    from rmforge.reward_model.shapes import plan_widths, width_for
     from rmforge.train.engine import Engine, lr_scheduler
     from rmforge.train.sampler import epoch_batches, split_micro
     from rmforge.train.selection import check_finite_loss
@@ -219,6 +274,7 @@ def train_sft(cfg: SFTConfig, console=None) -> dict:
     stats = {"train": train_stats, "validation": val_stats}
     if cfg.train.gradient_checkpointing:
         model.gradient_checkpointing_enable()
+    packing, static, packing_reason = sft_packing(model, cfg.packing, engine.device.type)
     if cfg.lora.enabled:
         import peft
 
@@ -227,6 +283,9 @@ def train_sft(cfg: SFTConfig, console=None) -> dict:
     lengths = [len(e.input_ids) for e in train]
     steps_per_epoch = len(epoch_batches(lengths, opt.batch_size, cfg.seed, 0, opt.length_grouping))
     total = opt.max_steps if opt.max_steps > 0 else math.ceil(opt.epochs * steps_per_epoch)
+    micro = opt.micro_batch_size or opt.batch_size
+    row_widths = plan_widths(micro_batch_tokens(lengths, opt.batch_size, micro, cfg.seed, total,
+                                                opt.length_grouping)) if static else []
     optimizer = adamw(param_groups(model, opt.weight_decay), opt.lr, opt.betas)
     scheduler = lr_scheduler(opt.scheduler, optimizer, int(opt.warmup_ratio * total), total)
     state = {"step": 0, "epoch": 0, "batch_in_epoch": 0}
@@ -239,10 +298,10 @@ def train_sft(cfg: SFTConfig, console=None) -> dict:
     try:
         (out / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
         log.write({"event": "start", "step": state["step"], "total_steps": total, "data": stats,
-                   "precision": engine.precision, "packing": cfg.packing,
+                   "precision": engine.precision, "packing": packing, "attention": attn_implementation(model),
+                   "packing_reason": packing_reason, "row_widths": row_widths or None,
                    "resumed_from": str(resume_from) if resume_from else None})
         report_data(console, stats)
-        micro = opt.micro_batch_size or opt.batch_size
         bar = progress_bar(total, state["step"], cfg.logging.progress)
         window = {"loss": 0.0, "tokens": 0, "t": time.perf_counter()}
         first_loss, loss = None, float("nan")
@@ -254,8 +313,11 @@ def train_sft(cfg: SFTConfig, console=None) -> dict:
                 bad_loss = None
                 for part in split_micro(list(range(len(items))), micro):
                     chunk = [items[i] for i in part]
-                    batch = packed_batch(engine.unwrap(model), chunk, tok.pad_token_id, cfg.max_length) if cfg.packing \
-                        else padded_batch(chunk, tok.pad_token_id)
+                    if packing:  # static: one row of a planned width (few kernel specialisations)
+                        row = width_for(sum(len(e.input_ids) for e in chunk), row_widths) if static else None
+                        batch = packed_batch(chunk, tok.pad_token_id, cfg.max_length, row)
+                    else:
+                        batch = padded_batch(chunk, tok.pad_token_id)
                     with engine.autocast():
                         loss_sum, _ = token_loss_sum(model, batch, engine.device)
                     engine.backward(loss_sum / max(n_tokens, 1))
