@@ -1,7 +1,10 @@
 """GRPO training of generative judges (``rmforge train judge``): local backend through TRL, or a verl job.
 
 Local backend: TRL's ``GRPOTrainer`` (generation through ``model.generate``; vLLM when
-``grpo.use_vllm`` and installed) with the :class:`~rmforge.judge.rewards.JudgeReward` callable. Each
+``grpo.use_vllm`` and installed) with the :class:`~rmforge.judge.rewards.JudgeReward` callable. With
+``grpo.share_prompt`` each prompt is encoded once for its completions
+(:mod:`rmforge.train.grpo_packing`); on a GPU that needs FlexAttention, so the policy is switched to it
+before training (:func:`share_prompt_attention`; the start event says so, or why not). Each
 logged step adds the judge statistics (verdict accuracy, MAE, parse-failure rate and kinds) to TRL's
 own (reward, KL, completion length); every row goes to ``metrics.jsonl``. At the end the validation
 prompts get greedy verdicts (:func:`rmforge.evaluate.judge.judge_metrics`) and the model is saved
@@ -184,6 +187,25 @@ def judge_trainer_class(base, reward, share_prompt: bool, pad_token_id: int, war
     return SharedPromptJudge
 
 
+def share_prompt_attention(model, share_prompt: bool, cuda: bool) -> tuple[str | None, str | None]:
+    """``(attention, note)`` for ``grpo.share_prompt`` (before training): on CUDA the policy is switched to
+    FlexAttention (:func:`rmforge.reward_model.flex.use_flex_attention`), the only way prompts are shared
+    on a GPU (no dense masks there); where it cannot run, the note says why and the log-probabilities
+    come from TRL's per-row computation. ``(None, None)`` without prompt sharing."""
+    if not share_prompt:
+        return None, None
+    from rmforge.reward_model.attention import attn_implementation
+    from rmforge.reward_model.flex import use_flex_attention
+
+    if not cuda:
+        return attn_implementation(model), "prompts encoded once per group (CPU: a dense mask)"
+    ok, why = use_flex_attention(model)
+    if ok:
+        return attn_implementation(model), "prompts encoded once per group (FlexAttention block mask)"
+    return attn_implementation(model), (f"FlexAttention is off ({why}): no dense masks on a GPU, so the "
+                                        "log-probabilities come from TRL's per-row computation")
+
+
 def load_examples(cfg: JudgeConfig) -> tuple[list[JudgeExample], list[JudgeExample]]:
     """Training and validation judge examples (errors name the file and row)."""
     if not cfg.data.train:
@@ -292,6 +314,7 @@ def _train_local(cfg: JudgeConfig, console=None) -> dict:
     args = grpo_config(GRPOConfig, cfg, out, epochs=epochs, shuffle=not together, precision=precision,
                        template_kwargs=chat_template_kwargs(tok, enable) or None)
     peft_config = causal_lora_config(model, cfg.lora) if cfg.lora.enabled else None
+    attention, share_note = share_prompt_attention(model, g.share_prompt, torch.cuda.is_available())
     if resume is None:
         ckpt_io.prepare_run_dir(cfg.output_dir, cfg.overwrite, None)
     # resuming: drop rows logged after the checkpoint (TRL's checkpoint-N folders name their step);
@@ -299,11 +322,14 @@ def _train_local(cfg: JudgeConfig, console=None) -> dict:
     log = MetricsLog(out, [], resume_step=int(Path(resume).name.rsplit("-", 1)[-1])
                      if resume else None)
     log.write({"event": "start", "step": 0, "mode": cfg.mode, "backend": "local", "precision": precision,
-               "share_prompt": g.share_prompt, "orders_together": together,
+               "share_prompt": g.share_prompt, "attention": attention, "share_prompt_note": share_note,
+               "orders_together": together,
                "data": {"train": kept + dropped, "train_kept": kept, "dropped_prompt_too_long": dropped,
                         "validation": len(val)}, "resumed_from": resume})
     if console is not None and dropped:
         console.print(f"dropped {dropped} training prompts longer than grpo.max_prompt_length")
+    if console is not None and share_note and share_note.startswith("FlexAttention is off"):
+        console.print(f"grpo.share_prompt: {share_note}")
 
     Judge = judge_trainer_class(GRPOTrainer, reward, g.share_prompt, tok.pad_token_id, opt.warmup_ratio)
 
