@@ -373,6 +373,14 @@ def test_plan_layout_on_cuda_without_flex(rm, monkeypatch):
         lay = layout_mod.plan_layout(model, _opt(packing), "cuda", samples, 4)
         assert lay.packing == "padding_free" and attn_implementation(model) == VARLEN
         assert lay.doc_lens == [sum(len(e.input_ids) for e in s.encodings) for s in samples]
+    # an explicit packed mode whose switch to rmforge_varlen fails: plain padded rows, never a dense mask
+    model.set_attn_implementation("sdpa")
+    monkeypatch.setattr(attention, "use_varlen_attention", lambda m: (False, "rmforge_varlen unavailable: x"))
+    lay = layout_mod.plan_layout(model, _opt("padding_free"), "cuda", samples, 4)
+    assert lay.packing == "none" and attn_implementation(model) == "sdpa"
+    assert lay.packing_reason == ("packing=padding_free without FlexAttention needs rmforge_varlen unavailable: x: "
+                                  "plain padded rows")
+    monkeypatch.setattr(attention, "use_varlen_attention", varlen.use_varlen_attention)
     # on CPU nothing changes
     model.set_attn_implementation("sdpa")
     lay = layout_mod.plan_layout(model, _opt("auto"), "cpu", samples, 4)

@@ -103,11 +103,17 @@ def resolve_packing(model, packing: str) -> str:
     """Concrete packing for ``model`` where it lives (see :func:`choose_packing`). On CUDA a packed mode
     of a model on SDPA/eager attention switches it to ``rmforge_varlen`` first (no dense mask on a GPU);
     where that fails, ``none``."""
-    mode = choose_packing(model, packing)[0]
-    if mode != "none" and model_device_type(model) == "cuda" and mask_backend(model) in ("sdpa", "eager"):
-        if not use_varlen_attention(model)[0]:
-            return "none"
-    return mode
+    return gpu_packed_mode(model, choose_packing(model, packing)[0], model_device_type(model))[0]
+
+
+def gpu_packed_mode(model, mode: str, device_type: str) -> tuple[str, str | None]:
+    """``(mode, None)``, after switching a packed ``mode`` of a model on SDPA/eager attention on CUDA to
+    ``rmforge_varlen`` (no dense mask on a GPU); ``("none", why)`` where that switch fails."""
+    if mode != "none" and device_type == "cuda" and mask_backend(model) in ("sdpa", "eager"):
+        ok, why = use_varlen_attention(model)
+        if not ok:
+            return "none", why
+    return mode, None
 
 
 def choose_packing(model, packing: str, device_type: str | None = None, flex_reason: str | None = None,

@@ -24,6 +24,7 @@ from rmforge.reward_model.attention import (
     PACKABLE_TYPES,
     attn_implementation,
     choose_packing,
+    gpu_packed_mode,
     hf_model,
     is_decoder_rm,
     mask_backend,
@@ -31,7 +32,7 @@ from rmforge.reward_model.attention import (
 from rmforge.reward_model.flex import compiles, use_flex_attention
 from rmforge.reward_model.packing import doc_tokens
 from rmforge.reward_model.shapes import MAX_WIDTHS, plan_widths, round_up, width_for
-from rmforge.reward_model.varlen import use_varlen_attention, varlen_verdict
+from rmforge.reward_model.varlen import varlen_verdict
 from rmforge.train.sampler import epoch_batches, sample_lengths, split_by_tokens, split_micro
 
 logger = logging.getLogger("rmforge.train")
@@ -166,10 +167,9 @@ def plan_layout(model, opt, device_type: str, samples: Sequence, micro: int, fre
         packing, reason = choose_packing(model, opt.packing, device_type, flex_reason, varlen)
     except ValueError as exc:
         raise ConfigError(f"train.packing: {exc}") from None
-    if packing != "none" and device_type == "cuda" and mask_backend(model) in ("sdpa", "eager"):
-        ok, why = use_varlen_attention(model)  # no dense [R, 1, W, W] mask on a GPU
-        if not ok:
-            packing, reason = "none", f"packing={opt.packing} without FlexAttention needs {why}: plain padded rows"
+    packing, why = gpu_packed_mode(model, packing, device_type)  # no dense [R, 1, W, W] mask on a GPU
+    if why is not None:
+        reason = f"packing={opt.packing} without FlexAttention needs {why}: plain padded rows"
     share = packing == "prefix_shared"
     doc_lens = [doc_tokens(s.encodings, share) for s in samples] if packing != "none" else []
     layout = Layout(packing, reason, doc_lens, sample_lengths(samples, packing), micro=micro,
